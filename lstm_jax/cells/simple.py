@@ -1,0 +1,85 @@
+"""The Elman RNN cell: ``h = act(x @ w_ih + b + h @ w_hh)``, with ``act`` tanh or relu.
+
+Layout: ``w_ih: [input, hidden]``, ``w_hh: [hidden, hidden]``, ``b: [hidden]`` (PyTorch's
+``b_ih + b_hh``), so ``torch_rnn.weight_ih_l0 == w_ih.T``.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from lstm_jax import initializers
+from lstm_jax.cells.base import Cell, dense, register_cell
+from lstm_jax.typing import Array, Initializer
+
+ACTIVATIONS = {"tanh": jnp.tanh, "relu": jax.nn.relu}
+
+
+class SimpleRNNParams(NamedTuple):
+    """``w_ih [input, H]``, ``w_hh [H, H]``, ``b [H]`` or None."""
+
+    w_ih: Array
+    w_hh: Array
+    b: Array | None
+
+
+class SimpleRNNGates(NamedTuple):
+    """The pre-activation of one step, ``[*batch, hidden]``."""
+
+    a: Array
+
+
+@register_cell
+class SimpleRNN(Cell):
+    """Elman RNN; ``activation`` is ``"tanh"`` or ``"relu"``."""
+
+    activation: str = "tanh"
+    kernel_init: Initializer = initializers.glorot_uniform
+    recurrent_init: Initializer = initializers.orthogonal
+    bias_init: Initializer = initializers.zeros
+    use_bias: bool = True
+    num_gates = 1
+    name = "simple_rnn"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(
+                f"simple_rnn: activation must be one of {sorted(ACTIVATIONS)}, "
+                f"got {self.activation!r}"
+            )
+
+    def init(self, key: Array, input_size: int) -> SimpleRNNParams:
+        from lstm_jax import _checks
+
+        _checks.check_input_size(self.name, input_size)
+        k_ih, k_hh, k_b = jax.random.split(key, 3)
+        h, dt = self.hidden_size, self.param_dtype
+        w_ih = self.kernel_init(k_ih, (input_size, h), dt)
+        w_hh = self.recurrent_init(k_hh, (h, h), dt)
+        b = self.bias_init(k_b, (h,), dt) if self.use_bias else None
+        return SimpleRNNParams(w_ih, w_hh, b)
+
+    def initial_carry(self, batch_shape: tuple[int, ...] | int = ()) -> Array:
+        """Zeros ``[*batch_shape, hidden]`` in the carry dtype."""
+        return self.zeros_state(batch_shape)
+
+    def recur_with_gates(
+        self, params: SimpleRNNParams, h: Array, xp: Array
+    ) -> tuple[Array, Array, SimpleRNNGates]:
+        a = xp + dense(h, params.w_hh, self.compute_dtype(params))
+        h_new = ACTIVATIONS[self.activation](a)
+        return (
+            h_new.astype(self.resolved_carry_dtype()),
+            self.output(h_new, params),
+            SimpleRNNGates(a),
+        )
+
+
+def simple_rnn(hidden_size: int, *, activation: str = "tanh", **config) -> SimpleRNN:
+    """An Elman RNN cell with ``activation`` ``"tanh"`` or ``"relu"``; other options as for
+    ``lstm_jax.gru``."""
+    return SimpleRNN(hidden_size, activation=activation, **config)

@@ -1,0 +1,188 @@
+"""Stacks of recurrent layers, uni- or bidirectional, with dropout and residuals between them.
+
+``stack(cell, num_layers=2, bidirectional=True, dropout=0.1)`` describes the network; like a
+cell it has ``init``, ``initial_carry`` and a pure ``apply``. Parameters are a tuple with one
+entry per layer: the cell's parameters, or the pair ``(forward, backward)`` for a bidirectional
+layer. Dropout (as in PyTorch) is applied to the outputs of every layer but the last, only when
+``apply`` is given a ``dropout_key``. Residual connections add a layer's input to its output
+wherever the two have the same width (so not on a first layer whose input width differs).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from lstm_jax import _checks
+from lstm_jax.bidirectional import MERGE_MODES, bidirectional, merged_size
+from lstm_jax.cells.base import Cell
+from lstm_jax.typing import Array, PyTree
+from lstm_jax.unroll import unroll as unroll_fn
+
+
+@dataclasses.dataclass(frozen=True)
+class Stack:
+    """A multi-layer recurrent network; build it with ``lstm_jax.stack``."""
+
+    cells: tuple[Cell, ...]
+    bidirectional: bool = False
+    dropout: float = 0.0
+    residual: bool = False
+    merge: str = "concat"
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.cells)
+
+    def layer_output_size(self, layer: int) -> int:
+        h = self.cells[layer].hidden_size
+        return merged_size(self.merge, h) if self.bidirectional else h
+
+    @property
+    def output_size(self) -> int:
+        return self.layer_output_size(self.num_layers - 1)
+
+    def layer_input_sizes(self, input_size: int) -> list[int]:
+        return [input_size] + [self.layer_output_size(i) for i in range(self.num_layers - 1)]
+
+    def init(self, key: Array, input_size: int) -> tuple[PyTree, ...]:
+        """One entry per layer: the cell's params, or ``(forward, backward)`` if bidirectional."""
+        _checks.check_input_size("stack", input_size)
+        keys = jax.random.split(key, self.num_layers)
+        params = []
+        for cell, k, n_in in zip(self.cells, keys, self.layer_input_sizes(input_size), strict=True):
+            if self.bidirectional:
+                k_f, k_b = jax.random.split(k)
+                params.append((cell.init(k_f, n_in), cell.init(k_b, n_in)))
+            else:
+                params.append(cell.init(k, n_in))
+        return tuple(params)
+
+    def initial_carry(self, batch_shape: tuple[int, ...] | int = ()) -> tuple[PyTree, ...]:
+        """Zeros, one entry per layer (a ``(forward, backward)`` pair if bidirectional)."""
+        carries = []
+        for cell in self.cells:
+            c = cell.initial_carry(batch_shape)
+            carries.append((c, cell.initial_carry(batch_shape)) if self.bidirectional else c)
+        return tuple(carries)
+
+    def apply(
+        self,
+        params: Sequence[PyTree],
+        xs: Array,
+        *,
+        seq_lengths: Array | None = None,
+        initial_carry: Sequence[PyTree] | None = None,
+        dropout_key: Array | None = None,
+        time_major: bool = False,
+        unroll: int | bool = 1,
+        hoist_projection: bool | None = None,
+    ) -> tuple[tuple[PyTree, ...], Array]:
+        """Runs the layers in turn.
+
+        Args:
+          params: from ``init``, one entry per layer.
+          xs: ``[*batch, time, input]`` (``[time, *batch, input]`` when ``time_major``).
+          seq_lengths: integers ``[*batch]``, the semantics of ``unroll`` in every layer.
+          initial_carry: one entry per layer, as ``initial_carry()`` returns; zeros when None.
+          dropout_key: a PRNG key; dropout between layers is applied only when it is given.
+          time_major, unroll, hoist_projection: as for ``unroll``.
+
+        Returns:
+          ``(final_carries, ys)``: one carry per layer (a pair if bidirectional) and the last
+          layer's outputs ``[*batch, time, output_size]``.
+        """
+        fn = "stack.apply"
+        if not isinstance(params, tuple | list) or len(params) != self.num_layers:
+            raise TypeError(
+                f"{fn}: params must be a sequence of {self.num_layers} per-layer entries (from "
+                f"init), got {type(params).__name__}"
+                + (f" of length {len(params)}" if isinstance(params, tuple | list) else "")
+            )
+        if initial_carry is not None and (
+            not isinstance(initial_carry, tuple | list) or len(initial_carry) != self.num_layers
+        ):
+            raise TypeError(
+                f"{fn}: initial_carry must be a sequence of {self.num_layers} per-layer carries, "
+                f"got {type(initial_carry).__name__}"
+            )
+        if dropout_key is not None and self.dropout > 0:
+            drop_keys = list(jax.random.split(dropout_key, max(self.num_layers - 1, 1)))
+        else:
+            drop_keys = None
+        carries = []
+        h = xs
+        for layer, (cell, p) in enumerate(zip(self.cells, params, strict=True)):
+            c0 = None if initial_carry is None else initial_carry[layer]
+            options = dict(
+                seq_lengths=seq_lengths,
+                initial_carry=c0,
+                time_major=time_major,
+                unroll=unroll,
+                hoist_projection=hoist_projection,
+            )
+            if self.bidirectional:
+                carry, out = bidirectional(cell, p, h, merge=self.merge, **options)
+            else:
+                carry, out = unroll_fn(cell, p, h, **options)
+            if self.residual and out.shape[-1] == h.shape[-1]:
+                out = out + h.astype(out.dtype)
+            if drop_keys is not None and layer < self.num_layers - 1:
+                out = _dropout(drop_keys[layer], self.dropout, out)
+            carries.append(carry)
+            h = out
+        return tuple(carries), h
+
+
+def _dropout(key: Array, rate: float, x: Array) -> Array:
+    keep = jax.random.bernoulli(key, 1.0 - rate, x.shape)
+    return jnp.where(keep, x / jnp.asarray(1.0 - rate, x.dtype), jnp.zeros_like(x))
+
+
+jax.tree_util.register_static(Stack)
+
+
+def stack(
+    cell: Cell | Sequence[Cell],
+    num_layers: int = 1,
+    *,
+    bidirectional: bool = False,
+    dropout: float = 0.0,
+    residual: bool = False,
+    merge: str = "concat",
+) -> Stack:
+    """Describes a stack of ``num_layers`` recurrent layers.
+
+    Args:
+      cell: one cell used by every layer, or a sequence of ``num_layers`` cells.
+      num_layers: the number of layers.
+      bidirectional: every layer runs both ways and merges with ``merge``.
+      dropout: the drop rate applied to every layer's output but the last (needs a
+        ``dropout_key`` in ``apply``), in ``[0, 1)``.
+      residual: add each layer's input to its output where their widths agree.
+      merge: a merge mode of ``bidirectional`` (a string; callables cannot size the next layer).
+    """
+    fn = "stack"
+    if isinstance(num_layers, bool) or not isinstance(num_layers, int) or num_layers < 1:
+        raise ValueError(f"{fn}: num_layers must be a positive int, got {num_layers!r}")
+    if isinstance(cell, Cell):
+        cells = (cell,) * num_layers
+    else:
+        cells = tuple(cell)
+        if len(cells) != num_layers:
+            raise ValueError(
+                f"{fn}: cell must be one cell or {num_layers} cells (num_layers), got {len(cells)}"
+            )
+    for i, c in enumerate(cells):
+        _checks.check_cell(fn, c, f"cell[{i}]")
+    if not isinstance(dropout, int | float) or not 0.0 <= dropout < 1.0:
+        raise ValueError(f"{fn}: dropout must be a rate in [0, 1), got {dropout!r}")
+    if merge not in MERGE_MODES:
+        raise ValueError(f"{fn}: merge must be one of {sorted(MERGE_MODES)}, got {merge!r}")
+    return Stack(cells, bidirectional, float(dropout), residual, merge)
+
+

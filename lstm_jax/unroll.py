@@ -1,0 +1,189 @@
+"""Running a cell over time: one ``jax.lax.scan``, with masks for variable-length batches.
+
+Variable lengths work by masking, never by gathering: padded inputs are zeroed before the scan
+(so no garbage, not even NaN or inf, reaches any output or gradient), and at a padded step the
+carry is kept and the output set to zero. For ``reverse=True`` the scan runs from the last time
+index down to 0; a row's padded steps come first and leave its carry untouched, so each row
+starts from its own last valid element, and outputs stay aligned with the input positions.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from lstm_jax import _checks
+from lstm_jax.cells.base import Cell
+from lstm_jax.typing import Array, PyTree
+
+
+def default_hoist_projection() -> bool:
+    """Whether the input projection is hoisted out of the loop on the default backend.
+
+    On XLA:CPU the in-loop form measured 1.6-2.6x faster (the hoisted form's per-step slice of
+    the ``[time, batch, gates]`` buffer fused into a scalar gate kernel); on GPU/TPU one large
+    matmul over all time steps is the cuDNN way.
+    """
+    return jax.default_backend() != "cpu"
+
+
+def time_mask(seq_lengths: Array, num_steps: int) -> Array:
+    """``[time, *batch]`` booleans: True where ``t < seq_lengths``."""
+    t = jnp.arange(num_steps, dtype=seq_lengths.dtype).reshape((num_steps,) + (1,) * seq_lengths.ndim)
+    return t < seq_lengths[None]
+
+
+def _keep_where(mask: Array | None, new: PyTree, old: PyTree) -> PyTree:
+    if mask is None:
+        return new
+    return jax.tree_util.tree_map(lambda n, o: jnp.where(mask[..., None], n, o), new, old)
+
+
+def _zero_where_not(mask: Array | None, y: PyTree) -> PyTree:
+    if mask is None:
+        return y
+    return jax.tree_util.tree_map(lambda v: jnp.where(mask[..., None], v, jnp.zeros_like(v)), y)
+
+
+def scan_time_major(
+    cell: Cell,
+    params: PyTree,
+    xs: Array,
+    carry: PyTree,
+    mask: Array | None,
+    *,
+    reverse: bool,
+    unroll: int | bool,
+    hoist_projection: bool,
+    return_gates: bool = False,
+) -> tuple[PyTree, Array, Any]:
+    """The scan itself, on validated inputs.
+
+    Args:
+      xs: ``[time, *batch, input]``, already zero where ``mask`` is False.
+      carry: the initial carry, leaves ``[*batch, hidden]``.
+      mask: ``[time, *batch]`` or None.
+
+    Returns:
+      ``(final_carry, ys [time, *batch, hidden], gates or None)``.
+    """
+    inputs = cell.project_inputs(params, xs) if hoist_projection else xs
+
+    def body(carry, step_in):
+        x, m = step_in
+        xp = x if hoist_projection else cell.project_inputs(params, x)
+        new_carry, y, gates = cell.recur_with_gates(params, carry, xp)
+        new_carry = _keep_where(m, new_carry, carry)
+        y = _zero_where_not(m, y)
+        return new_carry, (y, _zero_where_not(m, gates) if return_gates else None)
+
+    carry, (ys, gates) = jax.lax.scan(body, carry, (inputs, mask), reverse=reverse, unroll=unroll)
+    return carry, ys, gates
+
+
+def prepare_sequence(
+    fn: str,
+    cell: Cell,
+    params: PyTree,
+    xs: Any,
+    seq_lengths: Any,
+    time_major: bool,
+) -> tuple[Array, tuple[int, ...], Array | None]:
+    """Validates ``xs`` and ``seq_lengths`` and returns ``(xs [time, *batch, input] zeroed past
+    each length, batch_shape, mask [time, *batch] or None)``."""
+    _checks.check_sequence(fn, xs, time_major)
+    input_size = cell.input_size(params)
+    if xs.shape[-1] != input_size:
+        layout = "[time, *batch, input]" if time_major else "[*batch, time, input]"
+        raise ValueError(
+            f"{fn}: xs must have shape {layout} with input={input_size} (from params), got "
+            f"shape {tuple(xs.shape)}"
+        )
+    xs_t = xs if time_major else jnp.moveaxis(xs, -2, 0)
+    batch_shape = tuple(xs_t.shape[1:-1])
+    mask = None
+    if seq_lengths is not None:
+        _checks.check_seq_lengths(fn, seq_lengths, batch_shape)
+        mask = time_mask(jnp.asarray(seq_lengths), xs_t.shape[0])
+        xs_t = jnp.where(mask[..., None], xs_t, jnp.zeros_like(xs_t))
+    return xs_t, batch_shape, mask
+
+
+def check_unroll(fn: str, unroll: Any) -> None:
+    if isinstance(unroll, bool):
+        return
+    if not isinstance(unroll, int) or unroll < 1:
+        raise ValueError(f"{fn}: unroll must be a positive int or a bool, got {unroll!r}")
+
+
+def unroll(
+    cell: Cell,
+    params: PyTree,
+    xs: Array,
+    *,
+    initial_carry: PyTree | None = None,
+    seq_lengths: Array | None = None,
+    reverse: bool = False,
+    time_major: bool = False,
+    unroll: int | bool = 1,
+    hoist_projection: bool | None = None,
+    return_gates: bool = False,
+) -> tuple[PyTree, Array] | tuple[PyTree, Array, Any]:
+    """Runs ``cell`` over a sequence with one ``jax.lax.scan``.
+
+    Args:
+      cell: an lstm_jax cell (``lstm_jax.lstm(...)``, ``gru(...)``, ...).
+      params: its parameters, from ``cell.init(key, input)``.
+      xs: ``[*batch, time, input]`` (zero or more batch dimensions), or
+        ``[time, *batch, input]`` when ``time_major``.
+      initial_carry: the carry before the first step, leaves ``[*batch, hidden]``; zeros when
+        None.
+      seq_lengths: integers ``[*batch]``, each row's number of valid steps. Outputs at and past
+        a row's length are exactly zero, its final carry is the carry after its own last valid
+        step (a length of 0 returns ``initial_carry``), and nothing past its length affects any
+        output or gradient. Lengths are not checked against ``time`` (they may be traced): a
+        length above ``time`` acts as ``time``, a negative one as 0.
+      reverse: read each row from its own last valid element back to the first; outputs stay
+        aligned with the input positions.
+      time_major: layout of ``xs`` and ``ys``.
+      unroll: passed to ``jax.lax.scan``.
+      hoist_projection: project all time steps' inputs in one matmul before the scan (True) or
+        inside each step (False); None picks by backend (``default_hoist_projection``).
+      return_gates: also return the gate activations of every step (for introspection).
+
+    Returns:
+      ``(final_carry, ys)`` with ``ys: [*batch, time, hidden]`` (``[time, *batch, hidden]``
+      when ``time_major``); with ``return_gates`` a third element, the cell's gates NamedTuple
+      with fields of the same shape as ``ys`` (zero past each length).
+    """
+    fn = "unroll"
+    _checks.check_cell(fn, cell)
+    _checks.check_params(cell, params, fn)
+    check_unroll(fn, unroll)
+    xs_t, batch_shape, mask = prepare_sequence(fn, cell, params, xs, seq_lengths, time_major)
+    if initial_carry is None:
+        initial_carry = cell.initial_carry(batch_shape)
+    else:
+        _checks.check_carry(cell, initial_carry, batch_shape, fn, "initial_carry")
+    if hoist_projection is None:
+        hoist_projection = default_hoist_projection()
+    carry, ys, gates = scan_time_major(
+        cell,
+        params,
+        xs_t,
+        initial_carry,
+        mask,
+        reverse=reverse,
+        unroll=unroll,
+        hoist_projection=hoist_projection,
+        return_gates=return_gates,
+    )
+    if not time_major:
+        ys = jnp.moveaxis(ys, 0, -2)
+        if gates is not None:
+            gates = jax.tree_util.tree_map(lambda g: jnp.moveaxis(g, 0, -2), gates)
+    if return_gates:
+        return carry, ys, gates
+    return carry, ys
