@@ -22,9 +22,9 @@ def _shape_of(x: Any) -> Any:
 
 def _describe(tree: PyTree) -> str:
     leaves = jax.tree_util.tree_map(
-        lambda x: f"{jnp.dtype(x.dtype).name}{list(x.shape)}"
-        if hasattr(x, "shape")
-        else type(x).__name__,
+        lambda x: (
+            f"{jnp.dtype(x.dtype).name}{list(x.shape)}" if hasattr(x, "shape") else type(x).__name__
+        ),
         tree,
     )
     return str(leaves)

@@ -27,6 +27,7 @@ from lstm_jax import _checks
 from lstm_jax.cells.base import Cell
 from lstm_jax.typing import Array, PyTree
 from lstm_jax.unroll import (
+    check_checkpoint_every,
     check_unroll,
     default_hoist_projection,
     prepare_sequence,
@@ -134,6 +135,8 @@ def bidirectional(
     unroll: int | bool = 1,
     fused: bool | None = None,
     hoist_projection: bool | None = None,
+    custom_vjp: bool = True,
+    checkpoint_every: int | None = None,
 ) -> tuple[tuple[PyTree, PyTree], Array]:
     """Runs ``cell`` forward and (``backward_cell`` or ``cell``) backward and merges the outputs.
 
@@ -148,9 +151,10 @@ def bidirectional(
         callable ``(forward_ys, backward_ys) -> ys``.
       backward_cell: the cell of the backward direction; ``cell`` when None.
       initial_carry: ``(forward_carry, backward_carry)``; zeros when None.
-      time_major, unroll, hoist_projection: as for ``unroll``.
+      time_major, unroll, hoist_projection, custom_vjp, checkpoint_every: as for ``unroll``
+        (the fused scan uses plain autodiff and no checkpointing).
       fused: run both directions in one scan (needs the same cell both ways); None chooses by
-        batch size.
+        batch size, and never fuses when ``checkpoint_every`` is given.
 
     Returns:
       ``((forward_carry, backward_carry), ys)``; the backward carry is the state after reading
@@ -171,6 +175,7 @@ def bidirectional(
         )
     check_merge(fn, merge)
     check_unroll(fn, unroll)
+    check_checkpoint_every(fn, checkpoint_every)
     xs_t, batch_shape, mask = prepare_sequence(fn, cell, params_f, xs, seq_lengths, time_major)
     if initial_carry is None:
         carry_f, carry_b = cell.initial_carry(batch_shape), bcell.initial_carry(batch_shape)
@@ -183,11 +188,10 @@ def bidirectional(
     can_fuse = bcell == cell
     if fused and not can_fuse:
         raise ValueError(
-            f"{fn}: fused=True needs the same cell in both directions, got {cell!r} and "
-            f"{bcell!r}"
+            f"{fn}: fused=True needs the same cell in both directions, got {cell!r} and {bcell!r}"
         )
     if fused is None:
-        fused = can_fuse and math.prod(batch_shape) <= FUSED_MAX_BATCH
+        fused = can_fuse and checkpoint_every is None and math.prod(batch_shape) <= FUSED_MAX_BATCH
 
     if fused:
         (carry_f, carry_b), ys_f, ys_b = fused_scan_time_major(
@@ -200,7 +204,12 @@ def bidirectional(
             hoist_projection=hoist_projection,
         )
     else:
-        options = dict(unroll=unroll, hoist_projection=hoist_projection)
+        options = dict(
+            unroll=unroll,
+            hoist_projection=hoist_projection,
+            custom_vjp=custom_vjp,
+            checkpoint_every=checkpoint_every,
+        )
         carry_f, ys_f, _ = scan_time_major(
             cell, params_f, xs_t, carry_f, mask, reverse=False, **options
         )

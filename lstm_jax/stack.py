@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -81,6 +80,8 @@ class Stack:
         time_major: bool = False,
         unroll: int | bool = 1,
         hoist_projection: bool | None = None,
+        custom_vjp: bool = True,
+        checkpoint_every: int | None = None,
     ) -> tuple[tuple[PyTree, ...], Array]:
         """Runs the layers in turn.
 
@@ -90,7 +91,8 @@ class Stack:
           seq_lengths: integers ``[*batch]``, the semantics of ``unroll`` in every layer.
           initial_carry: one entry per layer, as ``initial_carry()`` returns; zeros when None.
           dropout_key: a PRNG key; dropout between layers is applied only when it is given.
-          time_major, unroll, hoist_projection: as for ``unroll``.
+          time_major, unroll, hoist_projection, custom_vjp, checkpoint_every: as for
+            ``unroll``.
 
         Returns:
           ``(final_carries, ys)``: one carry per layer (a pair if bidirectional) and the last
@@ -124,6 +126,8 @@ class Stack:
                 time_major=time_major,
                 unroll=unroll,
                 hoist_projection=hoist_projection,
+                custom_vjp=custom_vjp,
+                checkpoint_every=checkpoint_every,
             )
             if self.bidirectional:
                 carry, out = bidirectional(cell, p, h, merge=self.merge, **options)
@@ -184,5 +188,3 @@ def stack(
     if merge not in MERGE_MODES:
         raise ValueError(f"{fn}: merge must be one of {sorted(MERGE_MODES)}, got {merge!r}")
     return Stack(cells, bidirectional, float(dropout), residual, merge)
-
-

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 
 from lstm_jax import _checks
 from lstm_jax.cells.base import Cell
+from lstm_jax.scan_vjp import scan_split_vjp
 from lstm_jax.typing import Array, PyTree
 
 
@@ -31,7 +32,8 @@ def default_hoist_projection() -> bool:
 
 def time_mask(seq_lengths: Array, num_steps: int) -> Array:
     """``[time, *batch]`` booleans: True where ``t < seq_lengths``."""
-    t = jnp.arange(num_steps, dtype=seq_lengths.dtype).reshape((num_steps,) + (1,) * seq_lengths.ndim)
+    t = jnp.arange(num_steps, dtype=seq_lengths.dtype)
+    t = t.reshape((num_steps,) + (1,) * seq_lengths.ndim)
     return t < seq_lengths[None]
 
 
@@ -58,6 +60,8 @@ def scan_time_major(
     unroll: int | bool,
     hoist_projection: bool,
     return_gates: bool = False,
+    custom_vjp: bool = False,
+    checkpoint_every: int | None = None,
 ) -> tuple[PyTree, Array, Any]:
     """The scan itself, on validated inputs.
 
@@ -69,6 +73,31 @@ def scan_time_major(
     Returns:
       ``(final_carry, ys [time, *batch, hidden], gates or None)``.
     """
+    if checkpoint_every is not None and not return_gates:
+        return _scan_in_checkpointed_chunks(
+            cell,
+            params,
+            xs,
+            carry,
+            mask,
+            chunk=checkpoint_every,
+            reverse=reverse,
+            unroll=unroll,
+            hoist_projection=hoist_projection,
+            custom_vjp=custom_vjp,
+        )
+    if custom_vjp and cell.splits_recurrence and not return_gates:
+        carry, ys = scan_split_vjp(
+            cell,
+            params,
+            xs,
+            carry,
+            mask,
+            reverse=reverse,
+            unroll=unroll,
+            hoist_projection=hoist_projection,
+        )
+        return carry, ys, None
     inputs = cell.project_inputs(params, xs) if hoist_projection else xs
 
     def body(carry, step_in):
@@ -81,6 +110,54 @@ def scan_time_major(
 
     carry, (ys, gates) = jax.lax.scan(body, carry, (inputs, mask), reverse=reverse, unroll=unroll)
     return carry, ys, gates
+
+
+def _scan_in_checkpointed_chunks(
+    cell: Cell,
+    params: PyTree,
+    xs: Array,
+    carry: PyTree,
+    mask: Array | None,
+    *,
+    chunk: int,
+    reverse: bool,
+    **options: Any,
+) -> tuple[PyTree, Array, None]:
+    """An outer scan over chunks of ``chunk`` steps, each chunk under ``jax.checkpoint``.
+
+    The backward pass keeps only the carry at each chunk boundary and recomputes one chunk's
+    activations at a time, so the memory beyond inputs and outputs is
+    ``O(time / chunk + chunk)`` steps' worth instead of ``O(time)``: ``chunk ~ sqrt(time)``
+    makes it grow as ``sqrt(time)``. The time axis is padded to a multiple of ``chunk`` with
+    masked steps, which leave the carry untouched.
+    """
+    num_steps = xs.shape[0]
+    num_chunks = -(-num_steps // chunk)
+    pad = num_chunks * chunk - num_steps
+    if mask is None and pad:
+        mask = jnp.ones(xs.shape[:-1], bool)
+    if pad:
+        xs = jnp.concatenate([xs, jnp.zeros((pad, *xs.shape[1:]), xs.dtype)])
+        mask = jnp.concatenate([mask, jnp.zeros((pad, *mask.shape[1:]), bool)])
+
+    def by_chunk(a: Array) -> Array:
+        return a.reshape(num_chunks, chunk, *a.shape[1:])
+
+    @jax.checkpoint
+    def run_chunk(params, carry, xs_k, mask_k):
+        carry, ys_k, _ = scan_time_major(
+            cell, params, xs_k, carry, mask_k, reverse=reverse, **options
+        )
+        return carry, ys_k
+
+    def body(carry, inp):
+        xs_k, mask_k = inp
+        return run_chunk(params, carry, xs_k, mask_k)
+
+    chunks = (by_chunk(xs), None if mask is None else by_chunk(mask))
+    carry, ys = jax.lax.scan(body, carry, chunks, reverse=reverse)
+    ys = ys.reshape(num_chunks * chunk, *ys.shape[2:])[:num_steps]
+    return carry, ys, None
 
 
 def prepare_sequence(
@@ -118,6 +195,19 @@ def check_unroll(fn: str, unroll: Any) -> None:
         raise ValueError(f"{fn}: unroll must be a positive int or a bool, got {unroll!r}")
 
 
+def check_checkpoint_every(fn: str, checkpoint_every: Any) -> None:
+    if checkpoint_every is None:
+        return
+    if (
+        isinstance(checkpoint_every, bool)
+        or not isinstance(checkpoint_every, int)
+        or checkpoint_every < 1
+    ):
+        raise ValueError(
+            f"{fn}: checkpoint_every must be None or a positive int, got {checkpoint_every!r}"
+        )
+
+
 def unroll(
     cell: Cell,
     params: PyTree,
@@ -130,6 +220,8 @@ def unroll(
     unroll: int | bool = 1,
     hoist_projection: bool | None = None,
     return_gates: bool = False,
+    custom_vjp: bool = True,
+    checkpoint_every: int | None = None,
 ) -> tuple[PyTree, Array] | tuple[PyTree, Array, Any]:
     """Runs ``cell`` over a sequence with one ``jax.lax.scan``.
 
@@ -152,6 +244,13 @@ def unroll(
       hoist_projection: project all time steps' inputs in one matmul before the scan (True) or
         inside each step (False); None picks by backend (``default_hoist_projection``).
       return_gates: also return the gate activations of every step (for introspection).
+      custom_vjp: differentiate with the cuDNN-style backward of ``lstm_jax.scan_vjp`` where
+        the cell allows it (every cell but the original-form GRU); False uses plain autodiff
+        of the scan, which forward-mode differentiation (``jax.jvp``, ``jacfwd``) needs.
+      checkpoint_every: for long sequences: recompute activations in the backward pass in
+        chunks of this many steps, keeping only the carries between chunks, so that training
+        memory grows as ``time / k + k`` rather than ``time`` (``k ~ sqrt(time)`` is best).
+        Costs one extra forward pass. Ignored with ``return_gates``.
 
     Returns:
       ``(final_carry, ys)`` with ``ys: [*batch, time, hidden]`` (``[time, *batch, hidden]``
@@ -162,6 +261,7 @@ def unroll(
     _checks.check_cell(fn, cell)
     _checks.check_params(cell, params, fn)
     check_unroll(fn, unroll)
+    check_checkpoint_every(fn, checkpoint_every)
     xs_t, batch_shape, mask = prepare_sequence(fn, cell, params, xs, seq_lengths, time_major)
     if initial_carry is None:
         initial_carry = cell.initial_carry(batch_shape)
@@ -179,6 +279,8 @@ def unroll(
         unroll=unroll,
         hoist_projection=hoist_projection,
         return_gates=return_gates,
+        custom_vjp=custom_vjp,
+        checkpoint_every=checkpoint_every,
     )
     if not time_major:
         ys = jnp.moveaxis(ys, 0, -2)

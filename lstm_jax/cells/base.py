@@ -61,7 +61,8 @@ def expand_to(v: Array, ndim: int) -> Array:
 
 def accumulation_dtype(compute_dtype: DType) -> DType:
     """Matmuls accumulate and gates are computed in at least float32."""
-    return jnp.promote_types(compute_dtype, jnp.float32)
+    dtype = jnp.dtype(compute_dtype)
+    return dtype if dtype.itemsize >= 4 else jnp.dtype(jnp.float32)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,7 +102,33 @@ class Cell:
 
     def recur_with_gates(
         self, params: PyTree, carry: PyTree, xp: Array
+    ) -> tuple[PyTree, Array, NamedTuple]:
+        """``recur`` that also returns the gate activations (a NamedTuple, ``[*batch, hidden]``)."""
+        hh = self.recurrent_projection(params, carry)
+        return self.recur_from_projections(params, carry, xp, hh)
+
+    # The recurrence split around its one recurrent matmul, ``hh = h @ w_hh``. Cells whose step
+    # has this shape (all but the original-form GRU) let the sequence code run the backward pass
+    # the cuDNN way: only ``hh``'s cotangent is propagated step by step, and the weight
+    # gradients become single large matmuls over all time steps (see lstm_jax/scan_vjp.py).
+    splits_recurrence: ClassVar[bool] = True
+    # Parameters used by ``recur_from_projections`` other than w_ih, w_hh and b (peepholes,
+    # the GRU's b_hn): their gradients are accumulated step by step.
+    step_param_fields: ClassVar[tuple[str, ...]] = ()
+
+    def carry_hidden(self, carry: PyTree) -> Array:
+        """The part of the carry that multiplies ``w_hh``."""
+        return carry
+
+    def recurrent_projection(self, params: PyTree, carry: PyTree) -> Array:
+        """``h @ w_hh``: ``[*batch, gates]`` in the accumulation dtype."""
+        return dense(self.carry_hidden(carry), params.w_hh, self.compute_dtype(params))
+
+    def recur_from_projections(
+        self, params: PyTree, carry: PyTree, xp: Array, hh: Array
     ) -> tuple[PyTree, Array, NamedTuple]:  # pragma: no cover - abstract
+        """One step given ``xp = x @ w_ih + b`` and ``hh = h @ w_hh``; must not read ``w_ih``,
+        ``w_hh`` or ``b``."""
         raise NotImplementedError
 
     def step(self, params: PyTree, carry: PyTree, x: Array) -> tuple[PyTree, Array]:

@@ -76,28 +76,46 @@ class GRU(Cell):
         """Zeros ``[*batch_shape, hidden]`` in the carry dtype."""
         return self.zeros_state(batch_shape)
 
+    @property
+    def splits_recurrence(self) -> bool:  # type: ignore[override]
+        # The original form's second recurrent matmul, (r * h) @ W_hn, depends on r.
+        return self.reset_after
+
+    @property
+    def step_param_fields(self) -> tuple[str, ...]:  # type: ignore[override]
+        return ("b_hn",) if self.reset_after else ()
+
     def recur_with_gates(
         self, params: GRUParams, h: Array, xp: Array
     ) -> tuple[Array, Array, GRUGates]:
+        if self.reset_after:
+            return self.recur_from_projections(params, h, xp, self.recurrent_projection(params, h))
         cdt = self.compute_dtype(params)
         hidden = self.hidden_size
         x_r, x_z, x_n = jnp.split(xp, 3, axis=-1)
-        acc = xp.dtype
-        h_prev = h.astype(acc)
-        if self.reset_after:
-            hh = dense(h, params.w_hh, cdt)
-            h_r, h_z, h_n = jnp.split(hh, 3, axis=-1)
-            if params.b_hn is not None:
-                h_n = h_n + expand_to(params.b_hn.astype(acc), h_n.ndim)
-            r = jax.nn.sigmoid(x_r + h_r)
-            z = jax.nn.sigmoid(x_z + h_z)
-            n = jnp.tanh(x_n + r * h_n)
-        else:
-            hh = dense(h, params.w_hh[:, : 2 * hidden], cdt)
-            h_r, h_z = jnp.split(hh, 2, axis=-1)
-            r = jax.nn.sigmoid(x_r + h_r)
-            z = jax.nn.sigmoid(x_z + h_z)
-            n = jnp.tanh(x_n + dense(r * h_prev, params.w_hh[:, 2 * hidden :], cdt))
+        h_prev = h.astype(xp.dtype)
+        h_r, h_z = jnp.split(dense(h, params.w_hh[:, : 2 * hidden], cdt), 2, axis=-1)
+        r = jax.nn.sigmoid(x_r + h_r)
+        z = jax.nn.sigmoid(x_z + h_z)
+        n = jnp.tanh(x_n + dense(r * h_prev, params.w_hh[:, 2 * hidden :], cdt))
+        return self._update(params, h_prev, r, z, n)
+
+    def recur_from_projections(
+        self, params: GRUParams, h: Array, xp: Array, hh: Array
+    ) -> tuple[Array, Array, GRUGates]:
+        """The reset_after form given ``hh = h @ w_hh`` (``b_hn`` is added here)."""
+        x_r, x_z, x_n = jnp.split(xp, 3, axis=-1)
+        h_r, h_z, h_n = jnp.split(hh, 3, axis=-1)
+        if params.b_hn is not None:
+            h_n = h_n + expand_to(params.b_hn.astype(h_n.dtype), h_n.ndim)
+        r = jax.nn.sigmoid(x_r + h_r)
+        z = jax.nn.sigmoid(x_z + h_z)
+        n = jnp.tanh(x_n + r * h_n)
+        return self._update(params, h.astype(xp.dtype), r, z, n)
+
+    def _update(
+        self, params: GRUParams, h_prev: Array, r: Array, z: Array, n: Array
+    ) -> tuple[Array, Array, GRUGates]:
         h_new = (1.0 - z) * n + z * h_prev
         return (
             h_new.astype(self.resolved_carry_dtype()),

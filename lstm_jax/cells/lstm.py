@@ -30,12 +30,12 @@ import jax
 import jax.numpy as jnp
 
 from lstm_jax import initializers
-from lstm_jax.cells.base import Cell, dense, expand_to, register_cell
+from lstm_jax.cells.base import Cell, expand_to, register_cell
 from lstm_jax.typing import Array, Initializer
 
 
 class LSTMCarry(NamedTuple):
-    """The LSTM state: ``h`` (hidden, the output) and ``c`` (the cell state), ``[*batch, hidden]``."""
+    """The LSTM state: ``h`` (the output) and ``c`` (the cell state), ``[*batch, hidden]``."""
 
     h: Array
     c: Array
@@ -81,6 +81,9 @@ class _LSTMBase(Cell):
         """Zeros: ``LSTMCarry(h, c)``, each ``[*batch_shape, hidden]`` in the carry dtype."""
         return LSTMCarry(h=self.zeros_state(batch_shape), c=self.zeros_state(batch_shape))
 
+    def carry_hidden(self, carry: LSTMCarry) -> Array:
+        return carry.h
+
     def _init_weights(self, key: Array, input_size: int) -> tuple[Array, Array, Array | None]:
         from lstm_jax import _checks
 
@@ -114,10 +117,10 @@ class LSTM(_LSTMBase):
         """Returns ``LSTMParams(w_ih [input, 4H], w_hh [H, 4H], b [4H] or None)``."""
         return LSTMParams(*self._init_weights(key, input_size))
 
-    def recur_with_gates(
-        self, params: LSTMParams, carry: LSTMCarry, xp: Array
+    def recur_from_projections(
+        self, params: LSTMParams, carry: LSTMCarry, xp: Array, hh: Array
     ) -> tuple[LSTMCarry, Array, LSTMGates]:
-        gates = xp + dense(carry.h, params.w_hh, self.compute_dtype(params))
+        gates = xp + hh
         i, f, g, o = jnp.split(gates, 4, axis=-1)
         i, f, g, o = jax.nn.sigmoid(i), jax.nn.sigmoid(f), jnp.tanh(g), jax.nn.sigmoid(o)
         c = f * carry.c.astype(f.dtype) + i * g
@@ -150,10 +153,12 @@ class PeepholeLSTM(_LSTMBase):
             p_o=self.peephole_init(k_o, shape, dt),
         )
 
-    def recur_with_gates(
-        self, params: PeepholeLSTMParams, carry: LSTMCarry, xp: Array
+    step_param_fields = ("p_i", "p_f", "p_o")
+
+    def recur_from_projections(
+        self, params: PeepholeLSTMParams, carry: LSTMCarry, xp: Array, hh: Array
     ) -> tuple[LSTMCarry, Array, LSTMGates]:
-        gates = xp + dense(carry.h, params.w_hh, self.compute_dtype(params))
+        gates = xp + hh
         i, f, g, o = jnp.split(gates, 4, axis=-1)
         acc = gates.dtype
         c_prev = carry.c.astype(acc)
@@ -186,10 +191,10 @@ class CIFGLSTM(_LSTMBase):
     def _forget_offset(self) -> float:
         return -self.forget_bias
 
-    def recur_with_gates(
-        self, params: LSTMParams, carry: LSTMCarry, xp: Array
+    def recur_from_projections(
+        self, params: LSTMParams, carry: LSTMCarry, xp: Array, hh: Array
     ) -> tuple[LSTMCarry, Array, LSTMGates]:
-        gates = xp + dense(carry.h, params.w_hh, self.compute_dtype(params))
+        gates = xp + hh
         i, g, o = jnp.split(gates, 3, axis=-1)
         i, g, o = jax.nn.sigmoid(i), jnp.tanh(g), jax.nn.sigmoid(o)
         f = 1.0 - i

@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 
 from lstm_jax import initializers
-from lstm_jax.cells.base import Cell, dense, register_cell
+from lstm_jax.cells.base import Cell, register_cell
 from lstm_jax.typing import Array, Initializer
 
 ACTIVATIONS = {"tanh": jnp.tanh, "relu": jax.nn.relu}
@@ -67,10 +67,10 @@ class SimpleRNN(Cell):
         """Zeros ``[*batch_shape, hidden]`` in the carry dtype."""
         return self.zeros_state(batch_shape)
 
-    def recur_with_gates(
-        self, params: SimpleRNNParams, h: Array, xp: Array
+    def recur_from_projections(
+        self, params: SimpleRNNParams, h: Array, xp: Array, hh: Array
     ) -> tuple[Array, Array, SimpleRNNGates]:
-        a = xp + dense(h, params.w_hh, self.compute_dtype(params))
+        a = xp + hh
         h_new = ACTIVATIONS[self.activation](a)
         return (
             h_new.astype(self.resolved_carry_dtype()),
