@@ -1,0 +1,1 @@
+"""Experiments: one script per question, each runnable as ``python -m experiments.<name>``."""

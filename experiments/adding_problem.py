@@ -1,0 +1,172 @@
+"""The adding problem (Hochreiter & Schmidhuber 1997, experiment 4): can a network carry two
+numbers across a long gap?
+
+Each input step is a pair (value, marker): values are uniform in [0, 1], and exactly two steps
+are marked, one in the first half of the sequence and one in the second. After the last step
+the network must output the sum of the two marked values. Predicting the mean sum (1.0)
+scores MSE = Var(u1 + u2) = 2/12 = 0.167, the baseline; a sequence counts as solved when the
+absolute error is below 0.04 (the paper's criterion).
+
+    python -m experiments.adding_problem --cell lstm --seq-len 100 --steps 3000 --seed 0 \\
+        --out runs/adding/lstm_T100
+
+writes runs/adding/lstm_T100/{metrics.json, log.jsonl, curves.png}.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+import lstm_jax
+from experiments import common
+
+SEQ_LENS = (50, 100, 200, 400)
+SOLVED_TOLERANCE = 0.04
+BASELINE_MSE = 2.0 / 12.0
+# The test set depends on T only, not on --seed, so every seed and cell is scored on the same
+# sequences.
+TEST_SET_SEED = 10_000
+SUMMARY_METRICS = ("test_mse", "solved_fraction")
+
+
+# ---- configuration ------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    cell: str = "lstm"
+    steps: int = 2000
+    seed: int = 0
+    out: str = "runs/adding"
+    seq_len: int = 100
+    hidden: int = 64
+    batch_size: int = 64
+    lr: float = 1e-3
+    schedule: str = "constant"
+    clip_norm: float = 1.0
+    eval_size: int = 1000
+    log_every: int = 50
+    eval_every: int = 250
+    checkpoint_every: int = 0
+    keep: int = 2
+    devices: int | None = None
+    progress: bool | None = None
+    tensorboard: bool = False
+
+
+def parse_args(argv: Sequence[str] | None) -> Config:
+    parser = common.base_parser(__doc__.split("\n\n")[0], out="runs/adding")
+    parser.add_argument(
+        "--seq-len", type=int, default=100, help=f"sequence length T (the paper: {SEQ_LENS})"
+    )
+    config = common.config_from_args(Config, parser.parse_args(argv))
+    common.check_config(config)
+    if config.seq_len < 2:
+        raise ValueError(f"--seq-len must be >= 2 (one marker per half), got {config.seq_len}")
+    return config
+
+
+# ---- data ---------------------------------------------------------------------------------
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2))
+def make_batch(key: jax.Array, batch_size: int, seq_len: int) -> dict[str, jax.Array]:
+    """``x: [batch, time, 2]`` (value, marker), ``y: [batch, 1]`` the sum of the marked values."""
+    k_val, k_first, k_second = jax.random.split(key, 3)
+    values = jax.random.uniform(k_val, (batch_size, seq_len), jnp.float32)
+    half = seq_len // 2
+    first = jax.random.randint(k_first, (batch_size,), 0, half)
+    second = jax.random.randint(k_second, (batch_size,), half, seq_len)
+    positions = jnp.arange(seq_len)[None, :]
+    markers = (positions == first[:, None]) | (positions == second[:, None])
+    x = jnp.stack([values, markers.astype(jnp.float32)], axis=-1)
+    y = jnp.sum(jnp.where(markers, values, jnp.zeros_like(values)), axis=1, keepdims=True)
+    return {"x": x, "y": y}
+
+
+# ---- model --------------------------------------------------------------------------------
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def init_params(cell: lstm_jax.Cell, key: jax.Array) -> dict[str, Any]:
+    k_rnn, k_out = jax.random.split(key)
+    return {"rnn": cell.init(k_rnn, 2), "out": common.dense_init(k_out, cell.hidden_size, 1)}
+
+
+def predict(cell: lstm_jax.Cell, params: dict[str, Any], x: jax.Array) -> jax.Array:
+    """``x: [batch, time, 2] -> [batch, 1]``, read out from the last hidden state."""
+    _, ys = lstm_jax.unroll(cell, params["rnn"], x)
+    return common.dense(params["out"], ys[:, -1])
+
+
+# ---- loop and results ---------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    config = parse_args(argv)
+    cell = common.make_cell(config.cell, config.hidden)
+    seed_key = jax.random.PRNGKey(config.seed)
+    params = init_params(cell, jax.random.fold_in(seed_key, 0))
+    data_key = common.local_data_key(jax.random.fold_in(seed_key, 1))
+    rows = common.local_batch_size(config.batch_size)
+    test = make_batch(
+        jax.random.PRNGKey(TEST_SET_SEED + config.seq_len), config.eval_size, config.seq_len
+    )
+
+    def batch_fn(step: int) -> dict[str, jax.Array]:
+        return make_batch(jax.random.fold_in(data_key, step), rows, config.seq_len)
+
+    def loss_fn(params, batch, key):
+        del key  # no dropout here
+        return jnp.mean((predict(cell, params, batch["x"]) - batch["y"]) ** 2)
+
+    @jax.jit
+    def test_metrics(params):
+        err = predict(cell, params, test["x"]) - test["y"]
+        return {
+            "test_mse": jnp.mean(err**2),
+            "solved_fraction": jnp.mean((jnp.abs(err) < SOLVED_TOLERANCE).astype(jnp.float32)),
+        }
+
+    def eval_fn(params):
+        return {k: float(v) for k, v in test_metrics(params).items()}
+
+    params, history = common.fit(config, params, loss_fn, batch_fn, eval_fn)
+
+    baseline = float(jnp.mean((test["y"] - 1.0) ** 2))
+    metrics = {
+        **common.last_eval(history),
+        "baseline_mse": baseline,
+        "final_train_loss": next(r["loss"] for r in reversed(history) if r["split"] == "train"),
+        "first_train_loss": next(r["loss"] for r in history if r["split"] == "train"),
+        "num_params": common.count_params(params),
+    }
+    common.write_metrics(config, metrics)
+    common.plot_curves(
+        history,
+        f"{config.out}/curves.png",
+        panels=[
+            ("MSE", [("train", "loss"), ("eval", "test_mse")]),
+            ("solved fraction", [("eval", "solved_fraction")]),
+        ],
+        baselines={"MSE": baseline},
+        log_y=["MSE"],
+        title=f"adding problem, T={config.seq_len}, {config.cell}",
+    )
+    print(
+        f"adding T={config.seq_len} {config.cell} seed={config.seed}: "
+        f"test MSE {metrics.get('test_mse', float('nan')):.4f} (baseline {baseline:.4f}), "
+        f"solved {metrics.get('solved_fraction', float('nan')):.1%}"
+    )
+    return metrics
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

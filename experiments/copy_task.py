@@ -1,0 +1,186 @@
+"""The copy task (in the form of Arjovsky, Shah & Bengio 2016): remember ten symbols across a
+delay of T steps, then write them back.
+
+Symbols: 0 is blank, 1..8 are data, 9 is the delimiter. The input is 10 random data symbols,
+T - 1 blanks, the delimiter, then 10 blanks (T + 20 steps in all); the target is T + 10 blanks
+followed by the 10 data symbols. The output has 9 classes (blank and the 8 data symbols).
+A network that outputs blanks and then guesses uniformly scores the baseline cross-entropy
+10 log(8) / (T + 20) per step; per-symbol accuracy is measured on the 10 recalled symbols
+(chance 1/8).
+
+    python -m experiments.copy_task --cell lstm --seq-len 50 --steps 3000 --seed 0 \\
+        --out runs/copy/lstm_T50
+
+writes runs/copy/lstm_T50/{metrics.json, log.jsonl, curves.png}.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+import lstm_jax
+from experiments import common
+
+COPY_LEN = 10
+NUM_DATA = 8  # data symbols 1..8
+NUM_INPUTS = NUM_DATA + 2  # blank, data, delimiter
+NUM_CLASSES = NUM_DATA + 1  # blank, data
+DELIMITER = NUM_DATA + 1
+TEST_SET_SEED = 20_000  # the test set depends on T only, not on --seed
+SUMMARY_METRICS = ("test_ce", "recall_accuracy")
+
+
+# ---- configuration ------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    cell: str = "lstm"
+    steps: int = 2000
+    seed: int = 0
+    out: str = "runs/copy"
+    seq_len: int = 50
+    hidden: int = 64
+    batch_size: int = 64
+    lr: float = 1e-3
+    schedule: str = "constant"
+    clip_norm: float = 1.0
+    eval_size: int = 1000
+    log_every: int = 50
+    eval_every: int = 250
+    checkpoint_every: int = 0
+    keep: int = 2
+    devices: int | None = None
+    progress: bool | None = None
+    tensorboard: bool = False
+
+
+def parse_args(argv: Sequence[str] | None) -> Config:
+    parser = common.base_parser(__doc__.split("\n\n")[0], out="runs/copy")
+    parser.add_argument("--seq-len", type=int, default=50, help="the delay T")
+    config = common.config_from_args(Config, parser.parse_args(argv))
+    common.check_config(config)
+    if config.seq_len < 1:
+        raise ValueError(f"--seq-len must be >= 1, got {config.seq_len}")
+    return config
+
+
+def baseline_ce(seq_len: int) -> float:
+    """Blanks with certainty, then a uniform guess over the data symbols."""
+    return COPY_LEN * math.log(NUM_DATA) / (seq_len + 2 * COPY_LEN)
+
+
+# ---- data ---------------------------------------------------------------------------------
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2))
+def make_batch(key: jax.Array, batch_size: int, seq_len: int) -> dict[str, jax.Array]:
+    """``x: [batch, T + 20, 10]`` one-hot inputs, ``y: [batch, T + 20]`` target classes."""
+    data = jax.random.randint(key, (batch_size, COPY_LEN), 1, NUM_DATA + 1)
+    blank_gap = jnp.zeros((batch_size, seq_len - 1), jnp.int32)
+    delimiter = jnp.full((batch_size, 1), DELIMITER, jnp.int32)
+    blank_tail = jnp.zeros((batch_size, COPY_LEN), jnp.int32)
+    inputs = jnp.concatenate([data, blank_gap, delimiter, blank_tail], axis=1)
+    blank_head = jnp.zeros((batch_size, seq_len + COPY_LEN), jnp.int32)
+    targets = jnp.concatenate([blank_head, data], axis=1)
+    return {"x": jax.nn.one_hot(inputs, NUM_INPUTS, dtype=jnp.float32), "y": targets}
+
+
+# ---- model --------------------------------------------------------------------------------
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def init_params(cell: lstm_jax.Cell, key: jax.Array) -> dict[str, Any]:
+    k_rnn, k_out = jax.random.split(key)
+    return {
+        "rnn": cell.init(k_rnn, NUM_INPUTS),
+        "out": common.dense_init(k_out, cell.hidden_size, NUM_CLASSES),
+    }
+
+
+def logits(cell: lstm_jax.Cell, params: dict[str, Any], x: jax.Array) -> jax.Array:
+    """``x: [batch, time, 10] -> [batch, time, 9]``."""
+    _, ys = lstm_jax.unroll(cell, params["rnn"], x)
+    return common.dense(params["out"], ys)
+
+
+def cross_entropy(z: jax.Array, y: jax.Array) -> jax.Array:
+    """Mean over all positions of ``-log softmax(z)[y]``; ``z: [batch, time, classes]``."""
+    log_p = jax.nn.log_softmax(z, axis=-1)
+    return -jnp.mean(jnp.take_along_axis(log_p, y[..., None], axis=-1))
+
+
+# ---- loop and results ---------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    config = parse_args(argv)
+    cell = common.make_cell(config.cell, config.hidden)
+    seed_key = jax.random.PRNGKey(config.seed)
+    params = init_params(cell, jax.random.fold_in(seed_key, 0))
+    data_key = common.local_data_key(jax.random.fold_in(seed_key, 1))
+    rows = common.local_batch_size(config.batch_size)
+    test = make_batch(
+        jax.random.PRNGKey(TEST_SET_SEED + config.seq_len), config.eval_size, config.seq_len
+    )
+
+    def batch_fn(step: int) -> dict[str, jax.Array]:
+        return make_batch(jax.random.fold_in(data_key, step), rows, config.seq_len)
+
+    def loss_fn(params, batch, key):
+        del key
+        return cross_entropy(logits(cell, params, batch["x"]), batch["y"])
+
+    @jax.jit
+    def test_metrics(params):
+        z = logits(cell, params, test["x"])
+        recalled = jnp.argmax(z[:, -COPY_LEN:], axis=-1) == test["y"][:, -COPY_LEN:]
+        return {
+            "test_ce": cross_entropy(z, test["y"]),
+            "recall_accuracy": jnp.mean(recalled.astype(jnp.float32)),
+        }
+
+    def eval_fn(params):
+        return {k: float(v) for k, v in test_metrics(params).items()}
+
+    params, history = common.fit(config, params, loss_fn, batch_fn, eval_fn)
+
+    baseline = baseline_ce(config.seq_len)
+    metrics = {
+        **common.last_eval(history),
+        "baseline_ce": baseline,
+        "chance_accuracy": 1.0 / NUM_DATA,
+        "final_train_loss": next(r["loss"] for r in reversed(history) if r["split"] == "train"),
+        "first_train_loss": next(r["loss"] for r in history if r["split"] == "train"),
+        "num_params": common.count_params(params),
+    }
+    common.write_metrics(config, metrics)
+    common.plot_curves(
+        history,
+        f"{config.out}/curves.png",
+        panels=[
+            ("cross-entropy", [("train", "loss"), ("eval", "test_ce")]),
+            ("recall accuracy", [("eval", "recall_accuracy")]),
+        ],
+        baselines={"cross-entropy": baseline, "recall accuracy": 1.0 / NUM_DATA},
+        log_y=["cross-entropy"],
+        title=f"copy task, T={config.seq_len}, {config.cell}",
+    )
+    print(
+        f"copy T={config.seq_len} {config.cell} seed={config.seed}: "
+        f"test CE {metrics.get('test_ce', float('nan')):.4f} (baseline {baseline:.4f}), "
+        f"recall accuracy {metrics.get('recall_accuracy', float('nan')):.1%}"
+    )
+    return metrics
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
