@@ -1,0 +1,112 @@
+"""Smoke test of the benchmark harness (benchmarks/): it runs on a tiny size in this process,
+writes its JSON and markdown, and every contender (Flax, torch, a variant of ours) computes the
+same outputs and gradients as ours on the same weights. Timings are never asserted."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from benchmarks import environment, ours, report, run, timing
+from benchmarks.workloads import MODELS, Size, flops, make_workload
+
+TINY = Size(batch=2, time=5, input=3, hidden=4)
+
+
+@pytest.fixture(scope="module")
+def suite(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench")
+    config = run.Config(
+        quick=True,
+        out=out,
+        sizes=(TINY,),
+        variants=("fused",),
+        torch_memory=False,
+        plan=timing.TimingPlan(warmup=1, min_reps=1, max_reps=2, target_s=0.0, gap_s=0.0),
+        ceiling_n=64,
+    )
+    outputs: dict = {}
+    results = run.run_suite(config, keep_outputs=outputs)
+    paths = report.write_results(results, out, run.output_stem(results))
+    return results, outputs, paths
+
+
+def test_writes_json_and_markdown(suite):
+    _, _, (json_path, md_path) = suite
+    assert json_path.name.endswith("-cpu-quick.json") or "malloc-tuned" in json_path.name
+    saved = json.loads(json_path.read_text())
+    assert {(r["model"], r["mode"]) for r in saved["rows"]} == {
+        (m, mode) for m in MODELS for mode in ("forward", "train")
+    }
+    for row in saved["rows"]:
+        assert {"ours", "flax", "torch"} <= set(row["contenders"])
+        for c in row["contenders"].values():
+            assert c["median_ms"] > 0 and c["ratio_vs_ours"] > 0 and c["ceiling_fraction"] > 0
+        assert row["contenders"]["ours"]["compile_s"] > 0
+        assert row["contenders"]["ours"]["memory"]["temp_plus_output"] >= 0
+    env = saved["environment"]
+    assert env["versions"]["jax"] and env["versions"]["torch"] and env["cores"] >= 1
+    assert "allocator" in env and "cpu_model" in env
+    text = md_path.read_text()
+    assert "flax/ours" in text and "torch/ours" in text and "Variants of ours" in text
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_contenders_compute_what_ours_computes(suite, model):
+    _, outputs, _ = suite
+    by_name = outputs[f"{model} {TINY.label}"]
+    reference = by_name["ours"]
+    assert {"flax", "torch"} <= set(by_name)
+    for name, got in by_name.items():
+        for key in ("ys", "dxs"):
+            np.testing.assert_allclose(got[key], reference[key], rtol=1e-5, atol=1e-6, err_msg=name)
+        assert len(got["dparams"]) == len(reference["dparams"]), name
+        for g, r in zip(got["dparams"], reference["dparams"], strict=True):
+            np.testing.assert_allclose(g, r, rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def test_bidirectional_rows_include_the_other_fused_setting(suite):
+    results, _, _ = suite
+    row = next(r for r in results["rows"] if r["model"] == "bilstm")
+    default_fused = row["defaults"]["fused"]
+    assert f"ours[fused={not default_fused}]" in row["contenders"]
+
+
+def test_variant_options_change_one_option_from_the_default():
+    workload = make_workload("lstm", TINY)
+    options = ours.variant_options(workload, ("hoist", "unroll"))
+    defaults = ours.resolved_defaults(workload)
+    assert {"hoist_projection": not defaults["hoist_projection"]} in options
+    assert [o["unroll"] for o in options if "unroll" in o] == [2, 4, 8]
+    with pytest.raises(ValueError, match="variants"):
+        ours.variant_options(workload, ("bogus",))
+
+
+def test_flops_count_both_directions_and_backward():
+    size = Size(batch=2, time=3, input=5, hidden=7)
+    lstm_forward = 2 * 2 * (5 + 7) * 4 * 7 * 3
+    assert flops("lstm", size, "forward") == lstm_forward
+    assert flops("bilstm", size, "train") == 2 * 3 * lstm_forward
+    assert flops("gru", size, "forward") == lstm_forward * 3 / 4
+
+
+def test_command_line_options():
+    config, malloc_tuned = run.parse_args(
+        ["--quick", "--variants", "all", "--models", "lstm,gru", "--max-reps", "4"]
+    )
+    assert config.quick and malloc_tuned is False
+    assert config.variants == ours.VARIANT_KINDS and config.models == ("lstm", "gru")
+    assert config.resolved_plan().max_reps == 4
+    assert run.parse_args(["--malloc-tuned"])[1] is True
+    with pytest.raises(SystemExit):
+        run.parse_args(["--models", "lstm,transformer"])
+
+
+def test_allocator_settings_are_reported(monkeypatch):
+    for key, value in environment.TUNED_MALLOC.items():
+        monkeypatch.setenv(key, value)
+    assert environment.allocator_settings()["tuned"] is True
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_")
+    assert environment.allocator_settings()["tuned"] is False
