@@ -9,9 +9,12 @@ Two implementations give the same numbers:
   gather: the backward direction's padded steps come first and are masked, exactly as in
   ``unroll(..., reverse=True)``.
 
-``fused=None`` chooses by batch size (see ``FUSED_MAX_BATCH``): the fused scan halves the number
-of per-step calls, which wins when per-step overhead dominates (small batches); at large batches
-its batched matmul measured slower than two plain ones.
+``fused=None`` picks two scans. Measured on XLA:CPU
+(benchmarks/results/2026-11-25-cpu-fused-sweep.md,
+BiLSTM T64 I128 H256, batch 1..128): for training the two scans win at every batch size, by
+1.2-5.8x, because each runs the custom VJP of ``lstm_jax.scan_vjp`` while the fused scan uses
+plain autodiff; forward only, the fused scan gained 10-20 % at batch 2-16 and lost at 128.
+``fused=True`` remains for inference at small batches.
 """
 
 from __future__ import annotations
@@ -42,8 +45,8 @@ MERGE_MODES: dict[str, Callable[[Array, Array], Array]] = {
 }
 
 # Largest number of rows (product of the batch dimensions) for which fused=None picks the fused
-# scan. Chosen by benchmarks/run.py on XLA:CPU; see the benchmark README for the numbers.
-FUSED_MAX_BATCH = 16
+# scan: 0, never, since training with two custom-VJP scans won at every batch size measured.
+FUSED_MAX_BATCH = 0
 
 
 def merged_size(merge: str | Callable, hidden_size: int) -> int | None:

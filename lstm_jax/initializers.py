@@ -34,5 +34,8 @@ def gate_blocks(
       ``[fan_in, num_gates * hidden]``, block ``k`` in columns ``k*hidden:(k+1)*hidden``.
     """
     keys = jax.random.split(key, num_gates)
-    blocks = [init(k, (fan_in, hidden_size), dtype) for k in keys]
-    return jnp.concatenate(blocks, axis=-1)
+    # Draw in at least float32: the orthogonal initialiser's QR has no bfloat16 kernel on CPU,
+    # and a low-precision draw would be rounded anyway.
+    draw_dtype = jnp.float32 if jnp.dtype(dtype).itemsize < 4 else dtype
+    blocks = [init(k, (fan_in, hidden_size), draw_dtype) for k in keys]
+    return jnp.concatenate(blocks, axis=-1).astype(dtype)

@@ -58,8 +58,8 @@ class SimpleRNN(Cell):
         _checks.check_input_size(self.name, input_size)
         k_ih, k_hh, k_b = jax.random.split(key, 3)
         h, dt = self.hidden_size, self.param_dtype
-        w_ih = self.kernel_init(k_ih, (input_size, h), dt)
-        w_hh = self.recurrent_init(k_hh, (h, h), dt)
+        w_ih = initializers.gate_blocks(self.kernel_init, k_ih, input_size, h, 1, dt)
+        w_hh = initializers.gate_blocks(self.recurrent_init, k_hh, h, h, 1, dt)
         b = self.bias_init(k_b, (h,), dt) if self.use_bias else None
         return SimpleRNNParams(w_ih, w_hh, b)
 
