@@ -21,12 +21,17 @@ import tensorflow_datasets as tfds
 
 # Importing the builder modules registers their names with TFDS.
 from lstm_jax.data import digits as _digits
+from lstm_jax.data import fashion_mnist_idx as _fashion_mnist_idx
 from lstm_jax.data import pydoc_topics as _pydoc_topics
+from lstm_jax.data import series as _series
 
 DATA_DIR_ENV = "LSTM_JAX_DATA_DIR"
 LOCAL_DATASETS: dict[str, type[tfds.core.GeneratorBasedBuilder]] = {
     "pydoc_topics": _pydoc_topics.PydocTopics,
     "sklearn_digits": _digits.SklearnDigits,
+    "statsmodels_co2": _series.StatsmodelsCo2,
+    "statsmodels_sunspots": _series.StatsmodelsSunspots,
+    "fashion_mnist_idx": _fashion_mnist_idx.FashionMnistIdx,
 }
 FILE_FORMAT = "array_record"
 
