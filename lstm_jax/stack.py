@@ -20,6 +20,7 @@ from lstm_jax import _checks
 from lstm_jax.bidirectional import MERGE_MODES, bidirectional, merged_size
 from lstm_jax.cells.base import Cell
 from lstm_jax.typing import Array, PyTree
+from lstm_jax.unroll import time_mask
 from lstm_jax.unroll import unroll as unroll_fn
 
 
@@ -134,12 +135,25 @@ class Stack:
             else:
                 carry, out = unroll_fn(cell, p, h, **options)
             if self.residual and out.shape[-1] == h.shape[-1]:
-                out = out + h.astype(out.dtype)
+                # The caller's xs may hold garbage past each length; later layers' inputs are
+                # already zero there.
+                skip = h if layer > 0 else _zero_past_lengths(h, seq_lengths, time_major)
+                out = out + skip.astype(out.dtype)
             if drop_keys is not None and layer < self.num_layers - 1:
                 out = _dropout(drop_keys[layer], self.dropout, out)
             carries.append(carry)
             h = out
         return tuple(carries), h
+
+
+def _zero_past_lengths(xs: Array, seq_lengths: Array | None, time_major: bool) -> Array:
+    """``xs`` with every step at or past its row's length set to zero."""
+    if seq_lengths is None:
+        return xs
+    mask = time_mask(jnp.asarray(seq_lengths), xs.shape[0 if time_major else -2])
+    if not time_major:
+        mask = jnp.moveaxis(mask, 0, -1)
+    return jnp.where(mask[..., None], xs, jnp.zeros_like(xs))
 
 
 def _dropout(key: Array, rate: float, x: Array) -> Array:

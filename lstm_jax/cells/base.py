@@ -42,6 +42,8 @@ def check_hidden_size(owner: str, hidden_size: Any) -> None:
 def check_batch_shape(owner: str, batch_shape: Any) -> tuple[int, ...]:
     if isinstance(batch_shape, int | np.integer):
         batch_shape = (int(batch_shape),)
+    if isinstance(batch_shape, str | bytes):
+        raise TypeError(f"{owner}: batch_shape must be a tuple of ints, got {batch_shape!r}")
     try:
         shape = tuple(int(d) for d in batch_shape)
     except TypeError:
