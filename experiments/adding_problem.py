@@ -42,14 +42,14 @@ SUMMARY_METRICS = ("test_mse", "solved_fraction")
 @dataclasses.dataclass(frozen=True)
 class Config:
     cell: str = "lstm"
-    steps: int = 2000
+    steps: int = 3000
     seed: int = 0
     out: str = "runs/adding"
     seq_len: int = 100
     hidden: int = 64
     batch_size: int = 64
-    lr: float = 1e-3
-    schedule: str = "constant"
+    lr: float = 2e-3
+    schedule: str = "cosine"
     clip_norm: float = 1.0
     eval_size: int = 1000
     log_every: int = 50
@@ -62,7 +62,15 @@ class Config:
 
 
 def parse_args(argv: Sequence[str] | None) -> Config:
-    parser = common.base_parser(__doc__.split("\n\n")[0], out="runs/adding")
+    # A cosine schedule from 2e-3: at a constant 1e-3 the LSTM reached only MSE 0.008 at T=50 in
+    # 3000 steps, with the cosine schedule 0.0004 (experiments/README.md).
+    parser = common.base_parser(
+        __doc__.split("\n\n")[0],
+        out="runs/adding",
+        steps=3000,
+        lr=2e-3,
+        schedule="cosine",
+    )
     parser.add_argument(
         "--seq-len", type=int, default=100, help=f"sequence length T (the paper: {SEQ_LENS})"
     )

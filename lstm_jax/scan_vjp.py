@@ -9,7 +9,9 @@ step's elementwise VJP and ``dh = dhh @ W_hh^T``. The rest becomes three large m
 
     dW_hh = H_prev^T dHH      dW_ih = X^T dXP      dX = dXP W_ih^T      db = sum(dXP)
 
-The forward pass saves ``xp``, ``hh`` and the previous carry of every step.
+The forward pass saves the previous carry of every step and ``xp`` and ``hh``, or only their
+sum for cells whose step reads nothing else (``cell.projections_add``: the LSTM family and the
+Elman RNN), which halves that memory and the cotangents written by the backward loop.
 
 Needs a cell whose step splits around one recurrent matmul (``cell.splits_recurrence``): the
 LSTM family, the Elman RNN and the reset-after GRU. Forward-mode differentiation (``jax.jvp``,
@@ -56,6 +58,7 @@ def scan_split_vjp(
       ``(final_carry, ys [time, *batch, hidden])``.
     """
     has_mask = mask is not None
+    sums = cell.projections_add
     # custom_vjp differentiates every argument: pass the mask as floats, its cotangent is zero.
     maskf = mask.astype(jnp.float32) if has_mask else jnp.zeros((0,), jnp.float32)
 
@@ -76,7 +79,10 @@ def scan_split_vjp(
         def body(carry, inp):
             x, xp_in, m = inp
             new_carry, y, xp, hh = step(params, carry, x, m, xp_in)
-            saved = (carry, xp, hh) if save else None
+            # A cell whose step reads only xp + hh needs one [*batch, gates] residual, not two.
+            saved = None
+            if save:
+                saved = (carry, xp + hh, None) if sums else (carry, xp, hh)
             return new_carry, (y, saved)
 
         inputs = (None if hoist_projection else xs, xps, step_mask)
@@ -106,6 +112,9 @@ def scan_split_vjp(
             )
             return new_carry, y
 
+        def core_of_sum(step_params, carry, z):
+            return core(step_params, carry, z, jnp.zeros_like(z))
+
         def body(state, inp):
             d_carry, d_step_params = state
             carry_prev, xp, hh, d_y, m = inp
@@ -118,8 +127,13 @@ def scan_split_vjp(
                     lambda d: jnp.where(keep, d, jnp.zeros_like(d)), d_carry
                 )
                 d_y = jnp.where(keep, d_y, jnp.zeros_like(d_y))
-            _, core_vjp = jax.vjp(core, step_params, carry_prev, xp, hh)
-            d_sp, d_prev, d_xp, d_hh = core_vjp((d_carry, d_y))
+            if sums:  # xp holds xp + hh; both have its cotangent
+                _, core_vjp = jax.vjp(core_of_sum, step_params, carry_prev, xp)
+                d_sp, d_prev, d_xp = core_vjp((d_carry, d_y))
+                d_hh = d_xp
+            else:
+                _, core_vjp = jax.vjp(core, step_params, carry_prev, xp, hh)
+                d_sp, d_prev, d_xp, d_hh = core_vjp((d_carry, d_y))
             # hh = carry_hidden(carry) @ w_hh: the only matmul left inside the loop.
             d_h = jnp.matmul(d_hh.astype(cdt), w_hh_t, preferred_element_type=acc)
             _, hidden_vjp = jax.vjp(cell.carry_hidden, carry_prev)
@@ -127,7 +141,7 @@ def scan_split_vjp(
             d_prev = _tree_add(d_prev, d_prev_h)
             if has_mask:
                 d_prev = _tree_add(d_prev, d_through)
-            return (d_prev, _tree_add(d_step_params, d_sp)), (d_xp, d_hh)
+            return (d_prev, _tree_add(d_step_params, d_sp)), (d_xp, None if sums else d_hh)
 
         zeros_sp = jax.tree_util.tree_map(jnp.zeros_like, step_params)
         step_mask = maskf if has_mask else None
@@ -142,7 +156,8 @@ def scan_split_vjp(
         h_prev = _rows(cell.carry_hidden(carries)).astype(cdt)
         x_rows = _rows(xs).astype(cdt)
         dxp_rows = _rows(d_xps)
-        d_w_hh = jnp.matmul(h_prev.T, _rows(d_hhs).astype(cdt), preferred_element_type=acc)
+        d_hh_rows = dxp_rows if sums else _rows(d_hhs)
+        d_w_hh = jnp.matmul(h_prev.T, d_hh_rows.astype(cdt), preferred_element_type=acc)
         d_w_ih = jnp.matmul(x_rows.T, dxp_rows.astype(cdt), preferred_element_type=acc)
         d_xs = jnp.matmul(d_xps.astype(cdt), params.w_ih.astype(cdt).T, preferred_element_type=acc)
         d_params = params._replace(

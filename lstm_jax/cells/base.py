@@ -114,6 +114,8 @@ class Cell:
     # the cuDNN way: only ``hh``'s cotangent is propagated step by step, and the weight
     # gradients become single large matmuls over all time steps (see lstm_jax/scan_vjp.py).
     splits_recurrence: ClassVar[bool] = True
+    # True when ``recur_from_projections`` reads xp and hh only through their sum.
+    projections_add: ClassVar[bool] = False
     # Parameters used by ``recur_from_projections`` other than w_ih, w_hh and b (peepholes,
     # the GRU's b_hn): their gradients are accumulated step by step.
     step_param_fields: ClassVar[tuple[str, ...]] = ()

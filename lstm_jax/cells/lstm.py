@@ -76,6 +76,7 @@ class _LSTMBase(Cell):
     bias_init: Initializer = initializers.zeros
     forget_bias: float = 1.0
     use_bias: bool = True
+    projections_add = True
 
     def initial_carry(self, batch_shape: tuple[int, ...] | int = ()) -> LSTMCarry:
         """Zeros: ``LSTMCarry(h, c)``, each ``[*batch_shape, hidden]`` in the carry dtype."""

@@ -43,6 +43,7 @@ class SimpleRNN(Cell):
     use_bias: bool = True
     num_gates = 1
     name = "simple_rnn"
+    projections_add = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
