@@ -128,20 +128,13 @@ def _scan_in_checkpointed_chunks(
     The backward pass keeps only the carry at each chunk boundary and recomputes one chunk's
     activations at a time, so the memory beyond inputs and outputs is
     ``O(time / chunk + chunk)`` steps' worth instead of ``O(time)``: ``chunk ~ sqrt(time)``
-    makes it grow as ``sqrt(time)``. The time axis is padded to a multiple of ``chunk`` with
-    masked steps, which leave the carry untouched.
+    makes it grow as ``sqrt(time)``. When ``chunk`` does not divide ``time`` the last
+    ``time % chunk`` steps run as one more checkpointed chunk of their own (padding the time
+    axis instead would copy the inputs and outputs, measured at 61 MiB against 7 MiB at
+    ``time`` = 100,000; benchmarks/long_sequence.py).
     """
     num_steps = xs.shape[0]
-    num_chunks = -(-num_steps // chunk)
-    pad = num_chunks * chunk - num_steps
-    if mask is None and pad:
-        mask = jnp.ones(xs.shape[:-1], bool)
-    if pad:
-        xs = jnp.concatenate([xs, jnp.zeros((pad, *xs.shape[1:]), xs.dtype)])
-        mask = jnp.concatenate([mask, jnp.zeros((pad, *mask.shape[1:]), bool)])
-
-    def by_chunk(a: Array) -> Array:
-        return a.reshape(num_chunks, chunk, *a.shape[1:])
+    num_chunks, tail = divmod(num_steps, chunk)
 
     @jax.checkpoint
     def run_chunk(params, carry, xs_k, mask_k):
@@ -150,13 +143,32 @@ def _scan_in_checkpointed_chunks(
         )
         return carry, ys_k
 
-    def body(carry, inp):
-        xs_k, mask_k = inp
-        return run_chunk(params, carry, xs_k, mask_k)
+    def run_chunks(carry, xs_part, mask_part):
+        def by_chunk(a: Array) -> Array:
+            return a.reshape(num_chunks, chunk, *a.shape[1:])
 
-    chunks = (by_chunk(xs), None if mask is None else by_chunk(mask))
-    carry, ys = jax.lax.scan(body, carry, chunks, reverse=reverse)
-    ys = ys.reshape(num_chunks * chunk, *ys.shape[2:])[:num_steps]
+        def body(carry, inp):
+            return run_chunk(params, carry, *inp)
+
+        chunks = (by_chunk(xs_part), None if mask_part is None else by_chunk(mask_part))
+        carry, ys = jax.lax.scan(body, carry, chunks, reverse=reverse)
+        return carry, ys.reshape(num_chunks * chunk, *ys.shape[2:])
+
+    split = num_chunks * chunk
+    head = (xs[:split], None if mask is None else mask[:split])
+    rest = (xs[split:], None if mask is None else mask[split:])
+    if tail == 0:
+        carry, ys = run_chunks(carry, *head)
+    elif num_chunks == 0:
+        carry, ys = run_chunk(params, carry, *rest)
+    elif reverse:  # the last steps come first
+        carry, ys_tail = run_chunk(params, carry, *rest)
+        carry, ys_head = run_chunks(carry, *head)
+        ys = jnp.concatenate([ys_head, ys_tail])
+    else:
+        carry, ys_head = run_chunks(carry, *head)
+        carry, ys_tail = run_chunk(params, carry, *rest)
+        ys = jnp.concatenate([ys_head, ys_tail])
     return carry, ys, None
 
 
