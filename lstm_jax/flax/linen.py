@@ -478,7 +478,59 @@ class StackedRNN(nn.Module):
     __call__.__doc__ = _STACK_CALL_DOC
 
 
-class LSTM(nn.Module):
+class _CellStack(nn.Module):
+    """The fields and the call shared by ``LSTM`` and ``GRU``; subclasses build the cell."""
+
+    hidden_size: int
+    num_layers: int = 1
+    bidirectional: bool = False
+    dropout: float = 0.0
+    residual: bool = False
+    merge: str = "concat"
+    use_bias: bool = True
+    dtype: DType | None = None
+    param_dtype: DType = jnp.float32
+    carry_dtype: DType | None = None
+    deterministic: bool | None = None
+    return_carry: bool = False
+    time_major: bool = False
+    unroll: int | bool = 1
+    hoist_projection: bool | None = None
+
+    def _cell(self) -> Cell:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @property
+    def core(self) -> Stack:
+        """The core network this module runs."""
+        return stack(
+            self._cell(),
+            self.num_layers,
+            bidirectional=self.bidirectional,
+            dropout=self.dropout,
+            residual=self.residual,
+            merge=self.merge,
+        )
+
+    @nn.compact
+    def __call__(
+        self,
+        xs: Array,
+        *,
+        seq_lengths: Array | None = None,
+        initial_carry: PyTree | None = None,
+        deterministic: bool | None = None,
+        return_carry: bool | None = None,
+    ) -> Any:
+        name = type(self).__name__
+        return _run_stack(
+            self, name, self.core, xs, seq_lengths, initial_carry, deterministic, return_carry
+        )
+
+    __call__.__doc__ = _STACK_CALL_DOC
+
+
+class LSTM(_CellStack):
     """A stack of LSTM layers: ``LSTM(hidden_size=256, num_layers=2, bidirectional=True)``.
 
     Attributes:
@@ -495,27 +547,10 @@ class LSTM(nn.Module):
         ``StackedRNN``.
     """
 
-    hidden_size: int
-    num_layers: int = 1
-    bidirectional: bool = False
-    dropout: float = 0.0
-    residual: bool = False
-    merge: str = "concat"
     forget_bias: float = 1.0
-    use_bias: bool = True
-    dtype: DType | None = None
-    param_dtype: DType = jnp.float32
-    carry_dtype: DType | None = None
-    deterministic: bool | None = None
-    return_carry: bool = False
-    time_major: bool = False
-    unroll: int | bool = 1
-    hoist_projection: bool | None = None
 
-    @property
-    def core(self) -> Stack:
-        """The core network this module runs."""
-        cell = lstm(
+    def _cell(self) -> Cell:
+        return lstm(
             self.hidden_size,
             forget_bias=self.forget_bias,
             use_bias=self.use_bias,
@@ -523,33 +558,9 @@ class LSTM(nn.Module):
             param_dtype=self.param_dtype,
             carry_dtype=self.carry_dtype,
         )
-        return stack(
-            cell,
-            self.num_layers,
-            bidirectional=self.bidirectional,
-            dropout=self.dropout,
-            residual=self.residual,
-            merge=self.merge,
-        )
-
-    @nn.compact
-    def __call__(
-        self,
-        xs: Array,
-        *,
-        seq_lengths: Array | None = None,
-        initial_carry: PyTree | None = None,
-        deterministic: bool | None = None,
-        return_carry: bool | None = None,
-    ) -> Any:
-        return _run_stack(
-            self, "LSTM", self.core, xs, seq_lengths, initial_carry, deterministic, return_carry
-        )
-
-    __call__.__doc__ = _STACK_CALL_DOC
 
 
-class GRU(nn.Module):
+class GRU(_CellStack):
     """A stack of GRU layers: ``GRU(hidden_size=128, num_layers=2, dropout=0.1)``.
 
     Attributes:
@@ -560,27 +571,10 @@ class GRU(nn.Module):
         ``LSTM``.
     """
 
-    hidden_size: int
-    num_layers: int = 1
-    bidirectional: bool = False
-    dropout: float = 0.0
-    residual: bool = False
-    merge: str = "concat"
     reset_after: bool = True
-    use_bias: bool = True
-    dtype: DType | None = None
-    param_dtype: DType = jnp.float32
-    carry_dtype: DType | None = None
-    deterministic: bool | None = None
-    return_carry: bool = False
-    time_major: bool = False
-    unroll: int | bool = 1
-    hoist_projection: bool | None = None
 
-    @property
-    def core(self) -> Stack:
-        """The core network this module runs."""
-        cell = gru(
+    def _cell(self) -> Cell:
+        return gru(
             self.hidden_size,
             reset_after=self.reset_after,
             use_bias=self.use_bias,
@@ -588,30 +582,6 @@ class GRU(nn.Module):
             param_dtype=self.param_dtype,
             carry_dtype=self.carry_dtype,
         )
-        return stack(
-            cell,
-            self.num_layers,
-            bidirectional=self.bidirectional,
-            dropout=self.dropout,
-            residual=self.residual,
-            merge=self.merge,
-        )
-
-    @nn.compact
-    def __call__(
-        self,
-        xs: Array,
-        *,
-        seq_lengths: Array | None = None,
-        initial_carry: PyTree | None = None,
-        deterministic: bool | None = None,
-        return_carry: bool | None = None,
-    ) -> Any:
-        return _run_stack(
-            self, "GRU", self.core, xs, seq_lengths, initial_carry, deterministic, return_carry
-        )
-
-    __call__.__doc__ = _STACK_CALL_DOC
 
 
 _PARAM_NAMES: dict[type, str] = {
