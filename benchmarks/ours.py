@@ -7,7 +7,8 @@ support the choices the library makes for the user:
 * ``hoist``:  ``hoist_projection`` True/False (the input projection outside or inside the loop);
 * ``unroll``: ``unroll`` in 1, 2, 4, 8 (``jax.lax.scan``'s unrolling);
 * ``fused``:  ``fused`` True/False for BiLSTM (one scan over stacked weights, or two scans);
-* ``vjp``:    ``custom_vjp`` True/False (the cuDNN-style backward, or autodiff of the scan).
+* ``vjp``:    ``custom_vjp`` True/False (the cuDNN-style backward, or autodiff of the scan);
+* ``lanes``:  ``lanes`` in 1, 2, 4 (batch rows split into independent chains per step).
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ from benchmarks.workloads import Workload
 from lstm_jax.bidirectional import FUSED_MAX_BATCH
 from lstm_jax.unroll import default_hoist_projection
 
-VARIANT_KINDS = ("hoist", "unroll", "fused", "vjp")
+VARIANT_KINDS = ("hoist", "unroll", "fused", "vjp", "lanes")
 UNROLLS = (1, 2, 4, 8)
+LANES = (1, 2, 4)
 
 
 def resolved_defaults(workload: Workload) -> dict[str, Any]:
@@ -33,6 +35,7 @@ def resolved_defaults(workload: Workload) -> dict[str, Any]:
         "hoist_projection": default_hoist_projection(),
         "unroll": 1,
         "custom_vjp": True,
+        "lanes": 1,
     }
     if workload.model == "bilstm":
         out["fused"] = workload.size.batch <= FUSED_MAX_BATCH
@@ -50,6 +53,7 @@ def variant_options(workload: Workload, kinds: tuple[str, ...]) -> list[dict[str
         "unroll": ("unroll", UNROLLS),
         "fused": ("fused", (True, False)),
         "vjp": ("custom_vjp", (True, False)),
+        "lanes": ("lanes", LANES),
     }
     out = []
     for kind in VARIANT_KINDS:

@@ -27,6 +27,7 @@ import jax
 import jax.numpy as jnp
 
 from lstm_jax import _checks
+from lstm_jax import lanes as batch_lanes
 from lstm_jax.cells.base import Cell
 from lstm_jax.typing import Array, PyTree
 from lstm_jax.unroll import (
@@ -140,6 +141,7 @@ def bidirectional(
     hoist_projection: bool | None = None,
     custom_vjp: bool = True,
     checkpoint_every: int | None = None,
+    lanes: int = 1,
 ) -> tuple[tuple[PyTree, PyTree], Array]:
     """Runs ``cell`` forward and (``backward_cell`` or ``cell``) backward and merges the outputs.
 
@@ -154,8 +156,8 @@ def bidirectional(
         callable ``(forward_ys, backward_ys) -> ys``.
       backward_cell: the cell of the backward direction; ``cell`` when None.
       initial_carry: ``(forward_carry, backward_carry)``; zeros when None.
-      time_major, unroll, hoist_projection, custom_vjp, checkpoint_every: as for ``unroll``
-        (the fused scan uses plain autodiff and no checkpointing).
+      time_major, unroll, hoist_projection, custom_vjp, checkpoint_every, lanes: as for
+        ``unroll`` (the fused scan uses plain autodiff, no checkpointing and no lanes).
       fused: run both directions in one scan (needs the same cell both ways); None chooses by
         batch size, and never fuses when ``checkpoint_every`` is given.
 
@@ -179,6 +181,7 @@ def bidirectional(
     check_merge(fn, merge)
     check_unroll(fn, unroll)
     check_checkpoint_every(fn, checkpoint_every)
+    batch_lanes.check_lanes(fn, lanes)
     xs_t, batch_shape, mask = prepare_sequence(fn, cell, params_f, xs, seq_lengths, time_major)
     if initial_carry is None:
         carry_f, carry_b = cell.initial_carry(batch_shape), bcell.initial_carry(batch_shape)
@@ -212,6 +215,7 @@ def bidirectional(
             hoist_projection=hoist_projection,
             custom_vjp=custom_vjp,
             checkpoint_every=checkpoint_every,
+            num_lanes=lanes,
         )
         carry_f, ys_f, _ = scan_time_major(
             cell, params_f, xs_t, carry_f, mask, reverse=False, **options

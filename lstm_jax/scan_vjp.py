@@ -20,9 +20,12 @@ LSTM family, the Elman RNN and the reset-after GRU. Forward-mode differentiation
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import jax
 import jax.numpy as jnp
 
+from lstm_jax import lanes
 from lstm_jax.cells.base import Cell, accumulation_dtype
 from lstm_jax.typing import Array, PyTree
 
@@ -46,6 +49,7 @@ def scan_split_vjp(
     reverse: bool,
     unroll: int | bool,
     hoist_projection: bool,
+    lane_bounds: Sequence[tuple[int, int]] = ((0, 1),),
 ) -> tuple[PyTree, Array]:
     """Same contract as ``unroll.scan_time_major`` (without gates), with the custom backward.
 
@@ -53,6 +57,8 @@ def scan_split_vjp(
       xs: ``[time, *batch, input]``, zero where ``mask`` is False.
       carry: initial carry, leaves ``[*batch, hidden]``.
       mask: ``[time, *batch]`` booleans or None.
+      lane_bounds: row ranges of the batch lanes (``lstm_jax.lanes``) that both loops run as
+        independent chains; more than one needs exactly one batch axis.
 
     Returns:
       ``(final_carry, ys [time, *batch, hidden])``.
@@ -76,7 +82,7 @@ def scan_split_vjp(
         xps = cell.project_inputs(params, xs) if hoist_projection else None
         step_mask = maskf if has_mask else None
 
-        def body(carry, inp):
+        def lane_step(carry, inp):
             x, xp_in, m = inp
             new_carry, y, xp, hh = step(params, carry, x, m, xp_in)
             # A cell whose step reads only xp + hh needs one [*batch, gates] residual, not two.
@@ -86,7 +92,14 @@ def scan_split_vjp(
             return new_carry, (y, saved)
 
         inputs = (None if hoist_projection else xs, xps, step_mask)
-        return jax.lax.scan(body, carry, inputs, reverse=reverse, unroll=unroll)
+        lane_carries, outputs = jax.lax.scan(
+            lanes.in_lanes(lane_step, lane_bounds),
+            tuple(lanes.split(carry, lane_bounds)),
+            inputs,
+            reverse=reverse,
+            unroll=unroll,
+        )
+        return lanes.join(lane_carries), outputs
 
     @jax.custom_vjp
     def run(params, xs, carry, maskf):
@@ -115,8 +128,7 @@ def scan_split_vjp(
         def core_of_sum(step_params, carry, z):
             return core(step_params, carry, z, jnp.zeros_like(z))
 
-        def body(state, inp):
-            d_carry, d_step_params = state
+        def lane_step(d_carry, inp):
             carry_prev, xp, hh, d_y, m = inp
             if has_mask:
                 keep = m[..., None] > 0
@@ -141,17 +153,31 @@ def scan_split_vjp(
             d_prev = _tree_add(d_prev, d_prev_h)
             if has_mask:
                 d_prev = _tree_add(d_prev, d_through)
-            return (d_prev, _tree_add(d_step_params, d_sp)), (d_xp, None if sums else d_hh)
+            return d_prev, d_sp, (d_xp, None if sums else d_hh)
+
+        def body(state, inp):
+            lane_d_carries, d_step_params = state
+            results = [
+                lane_step(d_carry, lane_inp)
+                for d_carry, lane_inp in zip(
+                    lane_d_carries, lanes.split(inp, lane_bounds), strict=True
+                )
+            ]
+            for _, d_sp, _ in results:
+                d_step_params = _tree_add(d_step_params, d_sp)
+            outputs = lanes.join([r[2] for r in results])
+            return (tuple(r[0] for r in results), d_step_params), outputs
 
         zeros_sp = jax.tree_util.tree_map(jnp.zeros_like, step_params)
         step_mask = maskf if has_mask else None
-        (d_carry0, d_sp), (d_xps, d_hhs) = jax.lax.scan(
+        (lane_d_carry0, d_sp), (d_xps, d_hhs) = jax.lax.scan(
             body,
-            (d_final, zeros_sp),
+            (tuple(lanes.split(d_final, lane_bounds)), zeros_sp),
             (carries, xps, hhs, d_ys, step_mask),
             reverse=not reverse,
             unroll=unroll,
         )
+        d_carry0 = lanes.join(lane_d_carry0)
         # Weight and input gradients: one large matmul each over all time steps and rows.
         h_prev = _rows(cell.carry_hidden(carries)).astype(cdt)
         x_rows = _rows(xs).astype(cdt)

@@ -83,6 +83,7 @@ class Stack:
         hoist_projection: bool | None = None,
         custom_vjp: bool = True,
         checkpoint_every: int | None = None,
+        lanes: int = 1,
     ) -> tuple[tuple[PyTree, ...], Array]:
         """Runs the layers in turn.
 
@@ -92,7 +93,7 @@ class Stack:
           seq_lengths: integers ``[*batch]``, the semantics of ``unroll`` in every layer.
           initial_carry: one entry per layer, as ``initial_carry()`` returns; zeros when None.
           dropout_key: a PRNG key; dropout between layers is applied only when it is given.
-          time_major, unroll, hoist_projection, custom_vjp, checkpoint_every: as for
+          time_major, unroll, hoist_projection, custom_vjp, checkpoint_every, lanes: as for
             ``unroll``.
 
         Returns:
@@ -129,6 +130,7 @@ class Stack:
                 hoist_projection=hoist_projection,
                 custom_vjp=custom_vjp,
                 checkpoint_every=checkpoint_every,
+                lanes=lanes,
             )
             if self.bidirectional:
                 carry, out = bidirectional(cell, p, h, merge=self.merge, **options)

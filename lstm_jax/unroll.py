@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from lstm_jax import _checks
+from lstm_jax import lanes as batch_lanes
 from lstm_jax.cells.base import Cell
 from lstm_jax.scan_vjp import scan_split_vjp
 from lstm_jax.typing import Array, PyTree
@@ -62,6 +63,7 @@ def scan_time_major(
     return_gates: bool = False,
     custom_vjp: bool = False,
     checkpoint_every: int | None = None,
+    num_lanes: int = 1,
 ) -> tuple[PyTree, Array, Any]:
     """The scan itself, on validated inputs.
 
@@ -69,10 +71,39 @@ def scan_time_major(
       xs: ``[time, *batch, input]``, already zero where ``mask`` is False.
       carry: the initial carry, leaves ``[*batch, hidden]``.
       mask: ``[time, *batch]`` or None.
+      num_lanes: split the rows into this many independent chains per step
+        (``lstm_jax.lanes``); ignored without a batch axis.
 
     Returns:
       ``(final_carry, ys [time, *batch, hidden], gates or None)``.
     """
+    batch_shape = tuple(xs.shape[1:-1])
+    if num_lanes > 1 and len(batch_shape) != 1:
+        if not batch_shape:  # a single row has nothing to split
+            num_lanes = 1
+        else:  # lanes slice one batch axis: flatten the batch dimensions around the scan
+            nb = len(batch_shape)
+            carry, ys, gates = scan_time_major(
+                cell,
+                params,
+                batch_lanes.flatten_batch(xs, nb, 1),
+                batch_lanes.flatten_batch(carry, nb, 0),
+                None if mask is None else batch_lanes.flatten_batch(mask, nb, 1),
+                reverse=reverse,
+                unroll=unroll,
+                hoist_projection=hoist_projection,
+                return_gates=return_gates,
+                custom_vjp=custom_vjp,
+                checkpoint_every=checkpoint_every,
+                num_lanes=num_lanes,
+            )
+            return (
+                batch_lanes.unflatten_batch(carry, batch_shape, 0),
+                batch_lanes.unflatten_batch(ys, batch_shape, 1),
+                None if gates is None else batch_lanes.unflatten_batch(gates, batch_shape, 1),
+            )
+    # No batch axis: one lane (single-lane split and join are the identity).
+    bounds = batch_lanes.lane_bounds(batch_shape[0], num_lanes) if batch_shape else ((0, 1),)
     if checkpoint_every is not None and not return_gates:
         return _scan_in_checkpointed_chunks(
             cell,
@@ -85,6 +116,7 @@ def scan_time_major(
             unroll=unroll,
             hoist_projection=hoist_projection,
             custom_vjp=custom_vjp,
+            num_lanes=num_lanes,
         )
     if custom_vjp and cell.splits_recurrence and not return_gates:
         carry, ys = scan_split_vjp(
@@ -96,11 +128,12 @@ def scan_time_major(
             reverse=reverse,
             unroll=unroll,
             hoist_projection=hoist_projection,
+            lane_bounds=bounds,
         )
         return carry, ys, None
     inputs = cell.project_inputs(params, xs) if hoist_projection else xs
 
-    def body(carry, step_in):
+    def step(carry, step_in):
         x, m = step_in
         xp = x if hoist_projection else cell.project_inputs(params, x)
         new_carry, y, gates = cell.recur_with_gates(params, carry, xp)
@@ -108,8 +141,14 @@ def scan_time_major(
         y = _zero_where_not(m, y)
         return new_carry, (y, _zero_where_not(m, gates) if return_gates else None)
 
-    carry, (ys, gates) = jax.lax.scan(body, carry, (inputs, mask), reverse=reverse, unroll=unroll)
-    return carry, ys, gates
+    lane_carries, (ys, gates) = jax.lax.scan(
+        batch_lanes.in_lanes(step, bounds),
+        tuple(batch_lanes.split(carry, bounds)),
+        (inputs, mask),
+        reverse=reverse,
+        unroll=unroll,
+    )
+    return batch_lanes.join(lane_carries), ys, gates
 
 
 def _scan_in_checkpointed_chunks(
@@ -234,6 +273,7 @@ def unroll(
     return_gates: bool = False,
     custom_vjp: bool = True,
     checkpoint_every: int | None = None,
+    lanes: int = 1,
 ) -> tuple[PyTree, Array] | tuple[PyTree, Array, Any]:
     """Runs ``cell`` over a sequence with one ``jax.lax.scan``.
 
@@ -263,6 +303,9 @@ def unroll(
         chunks of this many steps, keeping only the carries between chunks, so that training
         memory grows as ``time / k + k`` rather than ``time`` (``k ~ sqrt(time)`` is best).
         Costs one extra forward pass. Ignored with ``return_gates``.
+      lanes: split the batch rows into this many independent chains inside each step, which
+        XLA:CPU may run on separate cores (``lstm_jax.lanes``: faster on some machines,
+        slower on others; measure). Results do not depend on it.
 
     Returns:
       ``(final_carry, ys)`` with ``ys: [*batch, time, hidden]`` (``[time, *batch, hidden]``
@@ -274,6 +317,7 @@ def unroll(
     _checks.check_params(cell, params, fn)
     check_unroll(fn, unroll)
     check_checkpoint_every(fn, checkpoint_every)
+    batch_lanes.check_lanes(fn, lanes)
     xs_t, batch_shape, mask = prepare_sequence(fn, cell, params, xs, seq_lengths, time_major)
     if initial_carry is None:
         initial_carry = cell.initial_carry(batch_shape)
@@ -293,6 +337,7 @@ def unroll(
         return_gates=return_gates,
         custom_vjp=custom_vjp,
         checkpoint_every=checkpoint_every,
+        num_lanes=lanes,
     )
     if not time_major:
         ys = jnp.moveaxis(ys, 0, -2)
