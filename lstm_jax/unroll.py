@@ -19,6 +19,7 @@ from lstm_jax import lanes as batch_lanes
 from lstm_jax.cells.base import Cell
 from lstm_jax.scan_vjp import scan_split_vjp
 from lstm_jax.typing import Array, PyTree
+from lstm_jax.unroll_policy import resolve_unroll
 
 
 def default_hoist_projection() -> bool:
@@ -58,7 +59,7 @@ def scan_time_major(
     mask: Array | None,
     *,
     reverse: bool,
-    unroll: int | bool,
+    unroll: int | bool | None,
     hoist_projection: bool,
     return_gates: bool = False,
     custom_vjp: bool = False,
@@ -71,6 +72,8 @@ def scan_time_major(
       xs: ``[time, *batch, input]``, already zero where ``mask`` is False.
       carry: the initial carry, leaves ``[*batch, hidden]``.
       mask: ``[time, *batch]`` or None.
+      unroll: ``jax.lax.scan``'s unrolling; None: 1 where the scan may be differentiated
+        (this plain scan), ``default_inference_unroll()`` for the custom VJP's primal-only scan.
       num_lanes: split the rows into this many independent chains per step
         (``lstm_jax.lanes``); ignored without a batch axis.
 
@@ -146,7 +149,7 @@ def scan_time_major(
         tuple(batch_lanes.split(carry, bounds)),
         (inputs, mask),
         reverse=reverse,
-        unroll=unroll,
+        unroll=resolve_unroll(unroll, differentiated=True),
     )
     return batch_lanes.join(lane_carries), ys, gates
 
@@ -240,10 +243,10 @@ def prepare_sequence(
 
 
 def check_unroll(fn: str, unroll: Any) -> None:
-    if isinstance(unroll, bool):
+    if unroll is None or isinstance(unroll, bool):
         return
     if not isinstance(unroll, int) or unroll < 1:
-        raise ValueError(f"{fn}: unroll must be a positive int or a bool, got {unroll!r}")
+        raise ValueError(f"{fn}: unroll must be None, a positive int or a bool, got {unroll!r}")
 
 
 def check_checkpoint_every(fn: str, checkpoint_every: Any) -> None:
@@ -268,7 +271,7 @@ def unroll(
     seq_lengths: Array | None = None,
     reverse: bool = False,
     time_major: bool = False,
-    unroll: int | bool = 1,
+    unroll: int | bool | None = None,
     hoist_projection: bool | None = None,
     return_gates: bool = False,
     custom_vjp: bool = True,
@@ -292,7 +295,9 @@ def unroll(
       reverse: read each row from its own last valid element back to the first; outputs stay
         aligned with the input positions.
       time_major: layout of ``xs`` and ``ys``.
-      unroll: passed to ``jax.lax.scan``.
+      unroll: passed to ``jax.lax.scan``. None: 1 for the scans that training differentiates
+        and ``default_inference_unroll()`` (4 on CPU) for the forward-only scan that runs when
+        the custom VJP's output is not differentiated.
       hoist_projection: project all time steps' inputs in one matmul before the scan (True) or
         inside each step (False); None picks by backend (``default_hoist_projection``).
       return_gates: also return the gate activations of every step (for introspection).

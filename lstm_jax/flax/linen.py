@@ -246,7 +246,8 @@ class RNN(nn.Module):
       reverse: read each row from its last valid element to its first; outputs stay aligned
         with the input positions.
       time_major: ``xs: [time, *batch, input]`` instead of ``[*batch, time, input]``.
-      unroll: scan steps per loop iteration (``jax.lax.scan``'s ``unroll``).
+      unroll: scan steps per loop iteration (``jax.lax.scan``'s ``unroll``); None: as for
+        ``lstm_jax.unroll``.
       hoist_projection: as for ``lstm_jax.unroll`` (None: by backend).
     """
 
@@ -254,7 +255,7 @@ class RNN(nn.Module):
     return_carry: bool = False
     reverse: bool = False
     time_major: bool = False
-    unroll: int | bool = 1
+    unroll: int | bool | None = None
     hoist_projection: bool | None = None
 
     @property
@@ -320,7 +321,7 @@ class Bidirectional(nn.Module):
     merge: str | Callable[[Array, Array], Array] = "concat"
     return_carry: bool = False
     time_major: bool = False
-    unroll: int | bool = 1
+    unroll: int | bool | None = None
     fused: bool | None = None
     hoist_projection: bool | None = None
 
@@ -448,7 +449,7 @@ class StackedRNN(nn.Module):
     deterministic: bool | None = None
     return_carry: bool = False
     time_major: bool = False
-    unroll: int | bool = 1
+    unroll: int | bool | None = None
     hoist_projection: bool | None = None
 
     @property
@@ -494,7 +495,7 @@ class _CellStack(nn.Module):
     deterministic: bool | None = None
     return_carry: bool = False
     time_major: bool = False
-    unroll: int | bool = 1
+    unroll: int | bool | None = None
     hoist_projection: bool | None = None
 
     def _cell(self) -> Cell:  # pragma: no cover - abstract
