@@ -33,7 +33,7 @@ def resolved_defaults(workload: Workload) -> dict[str, Any]:
     """The options the library's defaults resolve to for this workload on this backend."""
     out: dict[str, Any] = {
         "hoist_projection": default_hoist_projection(),
-        "unroll": None,
+        "unroll": 1,
         "custom_vjp": True,
         "lanes": 1,
     }

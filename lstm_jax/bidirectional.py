@@ -37,7 +37,6 @@ from lstm_jax.unroll import (
     prepare_sequence,
     scan_time_major,
 )
-from lstm_jax.unroll_policy import resolve_unroll
 
 MERGE_MODES: dict[str, Callable[[Array, Array], Array]] = {
     "concat": lambda f, b: jnp.concatenate([f, b], axis=-1),
@@ -88,7 +87,7 @@ def fused_scan_time_major(
     carry_pair: tuple[PyTree, PyTree],
     mask: Array | None,
     *,
-    unroll: int | bool | None,
+    unroll: int | bool,
     hoist_projection: bool,
 ) -> tuple[tuple[PyTree, PyTree], Array, Array]:
     """Both directions in one scan, on validated inputs.
@@ -121,9 +120,7 @@ def fused_scan_time_major(
             y = jnp.where(m[..., None], y, jnp.zeros_like(y))
         return new_carry, y
 
-    carry, ys2 = jax.lax.scan(
-        body, carry, (inputs, mask2), unroll=resolve_unroll(unroll, differentiated=True)
-    )
+    carry, ys2 = jax.lax.scan(body, carry, (inputs, mask2), unroll=unroll)
     carry_f = jax.tree_util.tree_map(lambda c: c[0], carry)
     carry_b = jax.tree_util.tree_map(lambda c: c[1], carry)
     return (carry_f, carry_b), ys2[:, 0], jnp.flip(ys2[:, 1], 0)
@@ -139,7 +136,7 @@ def bidirectional(
     backward_cell: Cell | None = None,
     initial_carry: tuple[PyTree, PyTree] | None = None,
     time_major: bool = False,
-    unroll: int | bool | None = None,
+    unroll: int | bool = 1,
     fused: bool | None = None,
     hoist_projection: bool | None = None,
     custom_vjp: bool = True,

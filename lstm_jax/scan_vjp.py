@@ -28,7 +28,6 @@ import jax.numpy as jnp
 from lstm_jax import lanes
 from lstm_jax.cells.base import Cell, accumulation_dtype
 from lstm_jax.typing import Array, PyTree
-from lstm_jax.unroll_policy import resolve_unroll
 
 
 def _rows(a: Array) -> Array:
@@ -48,7 +47,7 @@ def scan_split_vjp(
     mask: Array | None,
     *,
     reverse: bool,
-    unroll: int | bool | None,
+    unroll: int | bool,
     hoist_projection: bool,
     lane_bounds: Sequence[tuple[int, int]] = ((0, 1),),
 ) -> tuple[PyTree, Array]:
@@ -80,8 +79,6 @@ def scan_split_vjp(
         return new_carry, y, xp, hh
 
     def forward(params, xs, carry, maskf, save):
-        # The primal-only scan runs when nothing differentiates it: unrolled for speed.
-        scan_unroll = resolve_unroll(unroll, differentiated=save)
         xps = cell.project_inputs(params, xs) if hoist_projection else None
         step_mask = maskf if has_mask else None
 
@@ -100,7 +97,7 @@ def scan_split_vjp(
             tuple(lanes.split(carry, lane_bounds)),
             inputs,
             reverse=reverse,
-            unroll=scan_unroll,
+            unroll=unroll,
         )
         return lanes.join(lane_carries), outputs
 
@@ -178,7 +175,7 @@ def scan_split_vjp(
             (tuple(lanes.split(d_final, lane_bounds)), zeros_sp),
             (carries, xps, hhs, d_ys, step_mask),
             reverse=not reverse,
-            unroll=resolve_unroll(unroll, differentiated=True),
+            unroll=unroll,
         )
         d_carry0 = lanes.join(lane_d_carry0)
         # Weight and input gradients: one large matmul each over all time steps and rows.

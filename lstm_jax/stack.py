@@ -79,7 +79,7 @@ class Stack:
         initial_carry: Sequence[PyTree] | None = None,
         dropout_key: Array | None = None,
         time_major: bool = False,
-        unroll: int | bool | None = None,
+        unroll: int | bool = 1,
         hoist_projection: bool | None = None,
         custom_vjp: bool = True,
         checkpoint_every: int | None = None,

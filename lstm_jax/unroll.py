@@ -19,7 +19,6 @@ from lstm_jax import lanes as batch_lanes
 from lstm_jax.cells.base import Cell
 from lstm_jax.scan_vjp import scan_split_vjp
 from lstm_jax.typing import Array, PyTree
-from lstm_jax.unroll_policy import resolve_unroll
 
 
 def default_hoist_projection() -> bool:
@@ -59,7 +58,7 @@ def scan_time_major(
     mask: Array | None,
     *,
     reverse: bool,
-    unroll: int | bool | None,
+    unroll: int | bool,
     hoist_projection: bool,
     return_gates: bool = False,
     custom_vjp: bool = False,
@@ -72,8 +71,6 @@ def scan_time_major(
       xs: ``[time, *batch, input]``, already zero where ``mask`` is False.
       carry: the initial carry, leaves ``[*batch, hidden]``.
       mask: ``[time, *batch]`` or None.
-      unroll: ``jax.lax.scan``'s unrolling; None: 1 where the scan may be differentiated
-        (this plain scan), ``default_inference_unroll()`` for the custom VJP's primal-only scan.
       num_lanes: split the rows into this many independent chains per step
         (``lstm_jax.lanes``); ignored without a batch axis.
 
@@ -149,7 +146,7 @@ def scan_time_major(
         tuple(batch_lanes.split(carry, bounds)),
         (inputs, mask),
         reverse=reverse,
-        unroll=resolve_unroll(unroll, differentiated=True),
+        unroll=unroll,
     )
     return batch_lanes.join(lane_carries), ys, gates
 
@@ -243,10 +240,10 @@ def prepare_sequence(
 
 
 def check_unroll(fn: str, unroll: Any) -> None:
-    if unroll is None or isinstance(unroll, bool):
+    if isinstance(unroll, bool):
         return
     if not isinstance(unroll, int) or unroll < 1:
-        raise ValueError(f"{fn}: unroll must be None, a positive int or a bool, got {unroll!r}")
+        raise ValueError(f"{fn}: unroll must be a positive int or a bool, got {unroll!r}")
 
 
 def check_checkpoint_every(fn: str, checkpoint_every: Any) -> None:
@@ -271,7 +268,7 @@ def unroll(
     seq_lengths: Array | None = None,
     reverse: bool = False,
     time_major: bool = False,
-    unroll: int | bool | None = None,
+    unroll: int | bool = 1,
     hoist_projection: bool | None = None,
     return_gates: bool = False,
     custom_vjp: bool = True,
@@ -295,9 +292,7 @@ def unroll(
       reverse: read each row from its own last valid element back to the first; outputs stay
         aligned with the input positions.
       time_major: layout of ``xs`` and ``ys``.
-      unroll: passed to ``jax.lax.scan``. None: 1 for the scans that training differentiates
-        and ``default_inference_unroll()`` (4 on CPU) for the forward-only scan that runs when
-        the custom VJP's output is not differentiated.
+      unroll: passed to ``jax.lax.scan``.
       hoist_projection: project all time steps' inputs in one matmul before the scan (True) or
         inside each step (False); None picks by backend (``default_hoist_projection``).
       return_gates: also return the gate activations of every step (for introspection).

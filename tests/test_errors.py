@@ -202,7 +202,7 @@ def test_unroll_not_a_cell():
 
 @pytest.mark.parametrize("value", [0, -1, 1.5], ids=str)
 def test_unroll_bad_unroll(value):
-    with pytest.raises(ValueError, match=r"unroll: unroll must be None, a positive int or a bool"):
+    with pytest.raises(ValueError, match=r"unroll: unroll must be a positive int or a bool"):
         lstm_jax.unroll(LSTM, LSTM_PARAMS, XS, unroll=value)
 
 

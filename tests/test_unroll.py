@@ -209,7 +209,7 @@ def test_initial_carry_is_used(name):
 
 
 @pytest.mark.parametrize("hoist", [True, False], ids=["hoisted", "in_loop"])
-@pytest.mark.parametrize("unroll", [1, 2, True], ids=str)  # None (default): every other test
+@pytest.mark.parametrize("unroll", [2, True], ids=str)  # unroll=1: every other test
 @pytest.mark.parametrize("name", ["lstm", "gru_reset_before"])
 def test_unroll_and_hoist_options_give_the_same_numbers(name, unroll, hoist):
     cell, params, xs = _setup(name)
@@ -413,25 +413,3 @@ def test_gradients_match_finite_differences_of_the_reference(x64):
     minus[index] -= eps
     fd = (ref_loss(p_np, plus) - ref_loss(p_np, minus)) / (2 * eps)
     np.testing.assert_allclose(np.asarray(g_xs)[index], fd, rtol=1e-5)
-
-
-def test_default_unroll_unrolls_only_the_undifferentiated_scan():
-    from lstm_jax.unroll_policy import default_inference_unroll, resolve_unroll
-
-    assert resolve_unroll(None, differentiated=True) == 1
-    assert resolve_unroll(None, differentiated=False) == default_inference_unroll()
-    assert resolve_unroll(3, differentiated=False) == 3
-    assert default_inference_unroll() == (4 if jax.default_backend() == "cpu" else 1)
-    cell, params, xs = _setup("lstm")
-    lengths = jnp.asarray(LENGTHS)
-
-    def loss(p, unroll):
-        _, ys = lstm_jax.unroll(cell, p, xs, seq_lengths=lengths, unroll=unroll)
-        return jnp.sum(ys**2), ys
-
-    (_, ys_default), grads_default = jax.value_and_grad(loss, has_aux=True)(params, None)
-    (_, ys_one), grads_one = jax.value_and_grad(loss, has_aux=True)(params, 1)
-    ref.assert_close(ys_default, ys_one, atol=1e-6, rtol=1e-6)
-    ref.assert_trees_close(grads_default, grads_one)
-    _, ys_primal = jax.jit(lambda p: lstm_jax.unroll(cell, p, xs, seq_lengths=lengths))(params)
-    ref.assert_close(ys_primal, ys_one, atol=1e-6, rtol=1e-6)

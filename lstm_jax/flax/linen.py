@@ -246,8 +246,7 @@ class RNN(nn.Module):
       reverse: read each row from its last valid element to its first; outputs stay aligned
         with the input positions.
       time_major: ``xs: [time, *batch, input]`` instead of ``[*batch, time, input]``.
-      unroll: scan steps per loop iteration (``jax.lax.scan``'s ``unroll``); None: as for
-        ``lstm_jax.unroll``.
+      unroll: scan steps per loop iteration (``jax.lax.scan``'s ``unroll``).
       hoist_projection: as for ``lstm_jax.unroll`` (None: by backend).
     """
 
@@ -255,7 +254,7 @@ class RNN(nn.Module):
     return_carry: bool = False
     reverse: bool = False
     time_major: bool = False
-    unroll: int | bool | None = None
+    unroll: int | bool = 1
     hoist_projection: bool | None = None
 
     @property
@@ -321,7 +320,7 @@ class Bidirectional(nn.Module):
     merge: str | Callable[[Array, Array], Array] = "concat"
     return_carry: bool = False
     time_major: bool = False
-    unroll: int | bool | None = None
+    unroll: int | bool = 1
     fused: bool | None = None
     hoist_projection: bool | None = None
 
@@ -449,7 +448,7 @@ class StackedRNN(nn.Module):
     deterministic: bool | None = None
     return_carry: bool = False
     time_major: bool = False
-    unroll: int | bool | None = None
+    unroll: int | bool = 1
     hoist_projection: bool | None = None
 
     @property
@@ -495,7 +494,7 @@ class _CellStack(nn.Module):
     deterministic: bool | None = None
     return_carry: bool = False
     time_major: bool = False
-    unroll: int | bool | None = None
+    unroll: int | bool = 1
     hoist_projection: bool | None = None
 
     def _cell(self) -> Cell:  # pragma: no cover - abstract

@@ -217,7 +217,7 @@ class RNN(_CoreParams):
         return_carry: bool = False,
         reverse: bool = False,
         time_major: bool = False,
-        unroll: int | bool | None = None,
+        unroll: int | bool = 1,
         hoist_projection: bool | None = None,
     ) -> None:
         _check_cell("RNN", cell)
@@ -296,7 +296,7 @@ class Bidirectional(_CoreParams):
         merge: str | Callable[[Array, Array], Array] = "concat",
         return_carry: bool = False,
         time_major: bool = False,
-        unroll: int | bool | None = None,
+        unroll: int | bool = 1,
         fused: bool | None = None,
         hoist_projection: bool | None = None,
     ) -> None:
@@ -375,7 +375,7 @@ class StackedRNN(_CoreParams):
         deterministic: bool | None = None,
         return_carry: bool = False,
         time_major: bool = False,
-        unroll: int | bool | None = None,
+        unroll: int | bool = 1,
         hoist_projection: bool | None = None,
     ) -> None:
         fn = type(self).__name__
