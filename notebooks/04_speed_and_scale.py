@@ -163,6 +163,8 @@ for batch in (2, BATCH) if QUICK else (4, 64):
 #   forward pass and recompute each chunk in the backward pass: activation memory grows as
 #   `time / k + k` instead of `time` (`k ~ sqrt(time)` is best), at the cost of one extra forward
 #   pass.
+# * `lanes`: split the batch rows into independent chains per step, which XLA:CPU may run on
+#   separate cores; faster on some machines and slower on others, so it is off (1) unless asked.
 #
 # Forward plus backward times, and the compiler's own estimate of the temporary memory each
 # training step needs:
@@ -302,9 +304,10 @@ print(
 # |---|---|---|
 # | `jax.jit` | around your step | always: one compiled program instead of per-op dispatch |
 # | `jax.vmap` | per-sequence code | batching it; per-example gradients |
-# | `fused=True` | `bidirectional` | small batches (default: chosen by batch size) |
+# | `fused=True` | `bidirectional` | forward-only at small batches (default: two scans) |
 # | `hoist_projection` | `unroll`, `bidirectional`, `stack` | True on GPU/TPU, False on CPU |
 # | `custom_vjp` | same | on by default: faster backward pass |
 # | `checkpoint_every` | same | long sequences that run out of memory in training |
+# | `lanes` | same | measure it: several cores and a batch that splits |
 # | `dtype=jnp.bfloat16` | the cell | GPU/TPU matmul throughput; the cell state stays float32 |
 # | `make_mesh` + `shard_batch` | `lstm_jax.training` | several devices: data parallelism |
