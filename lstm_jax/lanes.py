@@ -39,6 +39,9 @@ def check_lanes(fn: str, lanes: Any) -> None:
 
 def lane_bounds(batch_size: int, lanes: int) -> tuple[tuple[int, int], ...]:
     """``(start, stop)`` rows of each lane: ``lanes`` nearly equal slices, none empty."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 0:
+        raise ValueError(f"lane_bounds: batch_size must be an int >= 0, got {batch_size!r}")
+    check_lanes("lane_bounds", lanes)
     lanes = max(1, min(lanes, batch_size))
     base, extra = divmod(batch_size, lanes)
     bounds, start = [], 0

@@ -179,3 +179,9 @@ def test_bad_lanes_is_named(bad):
     pair = (params, params)
     with pytest.raises(ValueError, match=r"bidirectional: lanes must be"):
         lstm_jax.bidirectional(cell, pair, xs, lanes=bad)
+
+
+@pytest.mark.parametrize(("rows", "num_lanes"), [(-1, 2), (3.0, 2), (True, 2), (4, 0)])
+def test_lane_bounds_rejects_bad_sizes(rows, num_lanes):
+    with pytest.raises(ValueError, match=r"lane_bounds: (batch_size|lanes) must be"):
+        lanes.lane_bounds(rows, num_lanes)
