@@ -14,7 +14,11 @@ A typical run::
 Importing this package pulls in Orbax; the core (``lstm_jax``) does not import it.
 """
 
-from lstm_jax.training.checkpoints import Checkpointer
+from lstm_jax.training.checkpoints import (
+    Checkpointer,
+    CorruptCheckpointError,
+    CorruptCheckpointWarning,
+)
 from lstm_jax.training.logging import MetricLogger, read_jsonl
 from lstm_jax.training.loop import NonFiniteError, train
 from lstm_jax.training.metrics import (
@@ -43,6 +47,8 @@ __all__ = [
     "OPTIMIZERS",
     "SCHEDULES",
     "Checkpointer",
+    "CorruptCheckpointError",
+    "CorruptCheckpointWarning",
     "MetricLogger",
     "MetricSums",
     "NonFiniteError",

@@ -3,7 +3,8 @@
 Each line is ``{"step": int, "split": "train" | "eval" | ..., "time": seconds since the run
 started, <metric>: float, ...}``, flushed as it is written so a crashed run keeps its log.
 When a run resumes from a checkpoint at step N, ``truncate_after(N)`` drops the lines the
-interrupted run wrote after N; those steps are run again and would otherwise appear twice.
+interrupted run wrote after N; those steps are run again and would otherwise appear twice (a
+finished run run again also drops its final eval line, which it writes again).
 
 TensorBoard logging uses ``tensorboardX`` (a small, pure-Python event writer) when it is
 installed and asked for; nothing else here needs it.
@@ -15,7 +16,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 
@@ -77,10 +78,17 @@ class MetricLogger:
             for name, v in metrics.items():
                 self._writer.add_scalar(f"{split}/{name}", float(v), int(step))
 
-    def truncate_after(self, step: int) -> None:
-        """Drops records with ``step`` greater than ``step`` (for a resumed run)."""
+    def truncate_after(self, step: int, *, drop_at_step: Sequence[str] = ()) -> None:
+        """Drops records with ``step`` greater than ``step`` (for a resumed run), and those at
+        ``step`` itself whose split is in ``drop_at_step`` (records about to be written again).
+        """
         self._file.close()
-        kept = [r for r in read_jsonl(self.path) if r.get("step", 0) <= step]
+        kept = [
+            r
+            for r in read_jsonl(self.path)
+            if r.get("step", 0) < step
+            or (r.get("step", 0) == step and r.get("split") not in drop_at_step)
+        ]
         with open(self.path, "w") as f:
             f.writelines(json.dumps(r) + "\n" for r in kept)
         self._file = open(self.path, "a")

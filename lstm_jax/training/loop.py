@@ -6,10 +6,16 @@ same batch the uninterrupted run would have seen (an iterator would have to be c
 too). Synthetic tasks draw batch ``s`` from ``jax.random.fold_in(data_key, s)``; a dataset can
 index its (shuffled) epoch with ``s``.
 
-Every step's metrics are fetched to the host and checked: a non-finite metric or gradient
-stops the run with ``NonFiniteError`` naming the step and the metric. The train step never
-applies such an update (see ``training.steps``), and the loop saves only after a step passed
-the check, so the newest checkpoint on disk is always a good one.
+Every step's metrics are fetched to the host and checked: a non-finite metric or gradient, or
+an update that made the parameters or optimiser state non-finite, stops the run with
+``NonFiniteError`` naming the step and the metric. The train step never applies such an update
+(see ``training.steps``), and the loop saves only after a step passed the check, so the newest
+checkpoint on disk is always a good one.
+
+Train records average ``log_every`` steps, always the same ones: a checkpoint saves the open
+window's sums with the state, so a run resumed between two records logs the numbers an
+uninterrupted run logs. A finished run that is run again only re-evaluates; its final eval
+record replaces the one in the log instead of being appended a second time.
 """
 
 from __future__ import annotations
@@ -20,16 +26,20 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
 
-from lstm_jax.training.checkpoints import Checkpointer
+from lstm_jax.training.checkpoints import LOOP_KEY, Checkpointer
 from lstm_jax.training.logging import MetricLogger
-from lstm_jax.training.metrics import compute_metrics, init_metrics, update_metrics
+from lstm_jax.training.metrics import MetricSums, compute_metrics, init_metrics, update_metrics
 from lstm_jax.training.progress import ProgressBar
 from lstm_jax.training.sharding import shard_batch
 from lstm_jax.training.state import TrainState
 from lstm_jax.typing import PyTree
+
+# NonFiniteError.metric when the loss and gradients were finite but the update was not.
+UPDATE = "update"
 
 
 class NonFiniteError(FloatingPointError):
@@ -37,7 +47,8 @@ class NonFiniteError(FloatingPointError):
 
     Attributes:
       step: the state's step when the bad update was computed (the state is left there).
-      metric: the name of the first non-finite metric (``"gradients"`` if only they were).
+      metric: the name of the first non-finite metric, or ``"update"`` when the loss and the
+        gradients were finite and the updated parameters or optimiser state were not.
       value: its value.
       checkpoint_step: the newest checkpoint on disk (the last good one), or None.
     """
@@ -52,10 +63,13 @@ class NonFiniteError(FloatingPointError):
             if checkpoint_step is not None
             else "no checkpoint was saved"
         )
-        super().__init__(
-            f"train: non-finite {metric} = {value} at step {step}; training stopped without "
-            f"applying that update; {kept}"
+        what = (
+            f"the update of step {step} made the parameters or optimiser state non-finite "
+            f"(the loss and gradients were finite)"
+            if metric == UPDATE
+            else f"non-finite {metric} = {value} at step {step}"
         )
+        super().__init__(f"train: {what}; training stopped without applying that update; {kept}")
 
 
 def _batch_rows(batch: PyTree) -> int:
@@ -68,7 +82,38 @@ def _offending_metric(metrics: dict[str, Any]) -> tuple[str, float]:
     for name in [*order, "grad_norm"]:
         if name in metrics and not math.isfinite(float(metrics[name])):
             return name, float(metrics[name])
-    return "gradients", float("nan")
+    # A non-finite gradient makes grad_norm non-finite, so what is left is the update.
+    return UPDATE, float("nan")
+
+
+def _window_to_json(
+    acc: MetricSums, start: int, steps: int, rows: int, seconds: float, log_every: int
+) -> dict[str, Any]:
+    """The open log window, for the checkpoint (float32 sums round-trip exactly as floats)."""
+    sums, weight = jax.device_get((acc.sums, acc.weight))
+    return {
+        "log_every": log_every,
+        "start": start,
+        "steps": steps,
+        "rows": rows,
+        "seconds": seconds,
+        "weight": float(weight),
+        "sums": {k: float(v) for k, v in sums.items()},
+    }
+
+
+def _window_from_json(
+    saved: Any, step: int, log_every: int
+) -> tuple[MetricSums, int, int, float] | None:
+    """``(acc, steps, rows, seconds)`` of the window open at ``step``, if the checkpoint has it
+    for this ``log_every``."""
+    if not isinstance(saved, dict) or saved.get("log_every") != log_every:
+        return None
+    if saved.get("start", -1) + saved.get("steps", -1) != step:
+        return None
+    sums = {k: jnp.asarray(v, jnp.float32) for k, v in saved["sums"].items()}
+    acc = MetricSums(sums, jnp.asarray(saved["weight"], jnp.float32))
+    return acc, int(saved["steps"]), int(saved["rows"]), float(saved["seconds"])
 
 
 def train(
@@ -124,11 +169,17 @@ def train(
     if not callable(batch_fn):
         raise TypeError(f"{fn}: batch_fn must be a callable step -> batch, got {batch_fn!r}")
 
+    window = None
     if checkpointer is not None and resume and checkpointer.latest_step() is not None:
         state = checkpointer.restore(state)
+        loop_meta = (checkpointer.metadata(int(jax.device_get(state.step))) or {}).get(LOOP_KEY)
+        window = _window_from_json(
+            (loop_meta or {}).get("window"), int(jax.device_get(state.step)), log_every
+        )
     start = int(jax.device_get(state.step))
     if logger is not None:
-        logger.truncate_after(start)
+        # A finished run run again evaluates again: its final eval record is replaced.
+        logger.truncate_after(start, drop_at_step=("eval",) if start >= num_steps else ())
     history: list[dict[str, Any]] = []
 
     def record(step: int, metrics: dict[str, Any], split: str) -> None:
@@ -144,6 +195,9 @@ def train(
         return init_metrics(), time.perf_counter(), 0, 0
 
     acc, window_start, window_rows, window_steps = new_window()
+    if window is not None:
+        acc, window_steps, window_rows, seconds = window
+        window_start -= seconds
     with ProgressBar(num_steps, initial=start, enabled=progress) as bar:
         for step in range(start, num_steps):
             batch = batch_fn(step)
@@ -176,8 +230,16 @@ def train(
                 acc, window_start, window_rows, window_steps = new_window()
             if eval_every and done % eval_every == 0 and done != num_steps:
                 run_eval(done)
-            if checkpointer is not None:
-                checkpointer.maybe_save(state)
+            if checkpointer is not None and checkpointer.is_due(done):
+                open_window = _window_to_json(
+                    acc,
+                    done - window_steps,
+                    window_steps,
+                    window_rows,
+                    time.perf_counter() - window_start,
+                    log_every,
+                )
+                checkpointer.save(state, metadata={LOOP_KEY: {"window": open_window}})
     run_eval(int(jax.device_get(state.step)))
     if checkpointer is not None:
         checkpointer.save(state)

@@ -11,9 +11,13 @@ metrics)``. ``metrics`` always holds ``loss`` and ``grad_norm`` (the global norm
 clipping, the number to watch for explosions), plus ``learning_rate`` when a schedule is given,
 plus whatever the loss function reported.
 
-A step whose metrics or gradients are not finite returns the state it was given, unchanged, and
-``metrics["finite"] == False``: a NaN never reaches the parameters, so the state the loop holds
-(and checkpoints) is always the last good one. The loop turns the flag into an error.
+A step whose metrics or gradients are not finite, or whose update turns a finite parameter or
+optimiser-state value non-finite (a finite loss and gradient times a huge learning rate can
+overflow),
+returns the state it was given, unchanged, and ``metrics["finite"] == False``: a NaN or Inf
+never reaches the parameters, so the state the loop holds (and checkpoints) is always the last
+good one. The check is one fused reduction on the device. The loop turns the flag into an
+error.
 """
 
 from __future__ import annotations
@@ -71,6 +75,17 @@ def check_metrics(fn: str, metrics: Any, what: str, *, reserved: bool = False) -
 def _all_finite(tree: PyTree) -> Array:
     leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(tree)]
     return jnp.all(jnp.stack(leaves))
+
+
+def _stays_finite(old: PyTree, new: PyTree) -> Array:
+    """One boolean: no floating value finite in ``old`` is non-finite in ``new``. An Inf that
+    was there before is allowed (``optax.contrib.reduce_on_plateau`` starts from one)."""
+    leaves = [
+        jnp.all(jnp.isfinite(n) | ~jnp.isfinite(o))
+        for o, n in zip(jax.tree_util.tree_leaves(old), jax.tree_util.tree_leaves(new), strict=True)
+        if jnp.issubdtype(jnp.result_type(n), jnp.inexact)
+    ]
+    return jnp.all(jnp.stack(leaves)) if leaves else jnp.asarray(True)
 
 
 def make_train_step(
@@ -135,7 +150,11 @@ def make_train_step(
         metrics = {"loss": loss, **aux, "grad_norm": optax.tree.norm(grads)}
         if lr is not None:
             metrics["learning_rate"] = jnp.asarray(lr, jnp.float32)
-        finite = jnp.logical_and(_all_finite(metrics), _all_finite(grads))
+        finite = (
+            _all_finite(metrics)
+            & _all_finite(grads)
+            & _stays_finite((state.params, state.opt_state), (params, opt_state))
+        )
         new_state = TrainState(state.step + 1, params, opt_state, key)
         new_state = jax.tree_util.tree_map(
             lambda new, old: jnp.where(finite, new, old), new_state, state
