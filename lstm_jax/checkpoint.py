@@ -6,12 +6,17 @@ module of ``lstm_jax.flax`` stands for its ``.core``. ``save`` writes one Orbax 
 directory with two items::
 
     params/   the parameter pytree (``StandardSave``)
-    config/   JSON: the model's configuration, the input size and the caller's metadata
+    config/   JSON: the model's configuration, the input size, the caller's metadata and the
+              CRC-32 of every parameter array
 
 ``restore`` reads the configuration first, rebuilds the model, and restores the parameters into
 the shapes and dtypes of ``model.init``, so no template is needed: ``model, params, metadata =
 restore(path)`` and then ``lstm_jax.unroll(model, params, xs)`` (or ``model.apply``, or a Flax
 module built from ``model``).
+
+The parameters are checked against their CRC-32s on restore: a checkpoint with flipped bytes is
+an error, not parameters that are silently off. Metadata that JSON cannot hold is rejected
+before anything is written.
 
 Initialisers (``kernel_init`` and friends) are not saved: they matter only to ``init``, and a
 restored cell has the defaults. Everything else about a cell (sizes, dtypes, ``forget_bias``,
@@ -21,11 +26,14 @@ restored cell has the defaults. Everything else about a cell (sizes, dtypes, ``f
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
+import zlib
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import orbax.checkpoint as ocp
 
 from lstm_jax.cells.base import Cell
@@ -159,6 +167,14 @@ def _input_size(model: Model, params: PyTree) -> int | None:
     return int(w_ih.shape[0])
 
 
+def _checksums(params: PyTree) -> list[int]:
+    """The CRC-32 of every leaf's bytes, in leaf order."""
+    return [
+        zlib.crc32(np.ascontiguousarray(np.asarray(jax.device_get(x))).tobytes())
+        for x in jax.tree_util.tree_leaves(params)
+    ]
+
+
 def _describe(tree: PyTree) -> str:
     return str(jax.tree_util.tree_map(lambda x: f"{jnp.dtype(x.dtype).name}{list(x.shape)}", tree))
 
@@ -184,7 +200,8 @@ def save(
       overwrite: replace an existing checkpoint.
 
     Raises:
-      TypeError: an unsupported model, or metadata that is not a dict.
+      TypeError: an unsupported model, or metadata that is not a JSON-serialisable dict
+        (checked before anything is written).
       ValueError: params that do not fit the model.
       FileExistsError: ``directory`` exists and ``overwrite`` is False.
     """
@@ -222,7 +239,12 @@ def save(
         "model": config,
         "input_size": input_size,
         "metadata": metadata or {},
+        "checksums": _checksums(params),
     }
+    try:
+        json.dumps(document)
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"{fn}: metadata must be JSON-serialisable: {e}") from None
     with ocp.Checkpointer(ocp.CompositeCheckpointHandler()) as checkpointer:
         checkpointer.save(
             path,
@@ -242,7 +264,8 @@ def restore(directory: str | os.PathLike) -> Checkpoint:
 
     Raises:
       FileNotFoundError: no checkpoint at ``directory``.
-      ValueError: the directory holds something other than an lstm_jax checkpoint.
+      ValueError: the directory holds something other than an lstm_jax checkpoint, or a
+        corrupted one (unreadable, or parameters that do not match their CRC-32s).
     """
     fn = "checkpoint.restore"
     path = os.path.abspath(os.fspath(directory))
@@ -259,9 +282,24 @@ def restore(directory: str | os.PathLike) -> Checkpoint:
             )
         model = model_from_config(document["model"])
         abstract = _abstract_params(model, int(document["input_size"]))
-        params = checkpointer.restore(
-            path, args=ocp.args.Composite(params=ocp.args.StandardRestore(abstract))
-        )["params"]
+        try:
+            params = checkpointer.restore(
+                path, args=ocp.args.Composite(params=ocp.args.StandardRestore(abstract))
+            )["params"]
+        except Exception as e:
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:240]
+            raise ValueError(
+                f"{fn}: {path} is corrupted: its parameters cannot be read: {first}"
+            ) from e
+    saved = document.get("checksums")  # absent from checkpoints written before they were kept
+    if saved is not None:
+        paths = [jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_leaves_with_path(params)]
+        for name, got, want in zip(paths, _checksums(params), saved, strict=True):
+            if got != want:
+                raise ValueError(
+                    f"{fn}: {path} is corrupted: params{name} does not match the CRC-32 saved "
+                    f"with it"
+                )
     return Checkpoint(model, params, document["metadata"])
 
 

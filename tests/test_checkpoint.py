@@ -101,3 +101,27 @@ def test_config_is_plain_json():
     net = lstm_jax.stack(lstm_jax.gru(ref.HIDDEN, dtype=jnp.bfloat16), 2, residual=True)
     config = checkpoint.model_config(net)
     assert checkpoint.model_from_config(json.loads(json.dumps(config))) == net
+
+
+def test_flipped_bytes_are_an_error_not_wrong_numbers(tmp_path):
+    import os
+
+    cell = lstm_jax.lstm(64)  # w_hh [64, 256]: its bytes fill the biggest data file
+    checkpoint.save(tmp_path / "ckpt", cell, cell.init(jax.random.key(0), ref.INPUT))
+    files = [os.path.join(d, f) for d, _, fs in os.walk(tmp_path / "ckpt" / "params") for f in fs]
+    biggest = max(files, key=os.path.getsize)
+    with open(biggest, "r+b") as f:
+        data = bytearray(f.read())
+        data[len(data) // 2] ^= 0xFF
+        f.seek(0)
+        f.write(data)
+    with pytest.raises(ValueError, match=r"checkpoint.restore: .* is corrupted: params"):
+        checkpoint.restore(tmp_path / "ckpt")
+
+
+def test_metadata_json_cannot_hold_is_rejected_before_anything_is_written(tmp_path):
+    cell = lstm_jax.gru(ref.HIDDEN)
+    params = cell.init(jax.random.key(0), ref.INPUT)
+    with pytest.raises(TypeError, match=r"checkpoint.save: metadata must be JSON-serialisable"):
+        checkpoint.save(tmp_path / "ckpt", cell, params, metadata={"vocab": {"a", "b"}})
+    assert list(tmp_path.iterdir()) == []
