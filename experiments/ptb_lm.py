@@ -9,8 +9,10 @@ and read in windows of ``--bptt`` steps; the LSTM state is carried from one wind
 Model: word embedding -> ``--layers`` LSTM layers -> a linear softmax over the 10,000 words
 (``--tied``: the softmax reuses the embedding matrix). Dropout, when set, is applied to the
 embeddings, between the layers and to the last layer's output (the non-recurrent
-connections). Plain SGD on the mean per-token cross-entropy, the gradient clipped to a global
-norm of ``--clip-norm``.
+connections). Plain SGD, the gradient clipped to a global norm of ``--clip-norm``, on the
+cross-entropy summed over the window's steps and averaged over the batch, as Zaremba et al.
+and the TensorFlow tutorial do (``--no-sum-over-time``: the mean over all the window's
+tokens, as PyTorch's example does; the ``tied`` preset).
 
 Perplexity is ``exp`` of the mean per-token cross-entropy over a whole split, read as
 ``--eval-size`` contiguous rows (1: one stream, every token after the first scored) with the
@@ -67,22 +69,22 @@ PRESETS: dict[str, dict[str, Any]] = {
     "small": dict(
         hidden=200, layers=2, dropout=0.0, batch_size=20, bptt=20, lr=1.0, anneal="epoch",
         lr_decay=0.5, decay_after=4, clip_norm=5.0, init="uniform", init_scale=0.1,
-        epochs=13, tied=False,
+        epochs=13, tied=False, sum_over_time=True,
     ),
     "medium": dict(
         hidden=650, layers=2, dropout=0.5, batch_size=20, bptt=35, lr=1.0, anneal="epoch",
         lr_decay=0.8, decay_after=6, clip_norm=5.0, init="uniform", init_scale=0.05,
-        epochs=39, tied=False,
+        epochs=39, tied=False, sum_over_time=True,
     ),
     "large": dict(
         hidden=1500, layers=2, dropout=0.65, batch_size=20, bptt=35, lr=1.0, anneal="epoch",
         lr_decay=1 / 1.15, decay_after=14, clip_norm=10.0, init="uniform", init_scale=0.04,
-        epochs=55, tied=False,
+        epochs=55, tied=False, sum_over_time=True,
     ),
     "tied": dict(
         hidden=200, layers=2, dropout=0.2, batch_size=20, bptt=35, lr=20.0, anneal="plateau",
         lr_decay=0.25, decay_after=0, clip_norm=0.25, init="torch", init_scale=0.1,
-        epochs=40, tied=True,
+        epochs=40, tied=True, sum_over_time=False,
     ),
 }  # fmt: skip
 ANNEALS = ("epoch", "plateau")
@@ -107,6 +109,7 @@ class Config:
     init_scale: float = 0.1
     epochs: int = 13
     tied: bool = False
+    sum_over_time: bool = True
     steps: int = 0
     seed: int = 0
     out: str = "runs/ptb_lm"
@@ -148,6 +151,13 @@ def parse_args(argv: Sequence[str] | None) -> Config:
     parser.add_argument("--epochs", type=int, default=d.epochs, help="passes over train")
     parser.add_argument(
         "--tied", action=argparse.BooleanOptionalAction, default=d.tied, help="tie embeddings"
+    )
+    parser.add_argument(
+        "--sum-over-time",
+        action=argparse.BooleanOptionalAction,
+        default=d.sum_over_time,
+        help="minimise the sum over the window's steps of the batch-mean loss (Zaremba, "
+        "TensorFlow) instead of the mean over all its tokens (PyTorch)",
     )
     parser.add_argument(
         "--eval-window", type=int, default=d.eval_window, help="steps per evaluation window"
@@ -305,7 +315,7 @@ def model_config(config: Config) -> Config:
     in bookkeeping (``--steps``, ``--out``, ...) share one compiled step."""
     return Config(
         hidden=config.hidden, layers=config.layers, dropout=config.dropout, tied=config.tied,
-        bptt=config.bptt, clip_norm=config.clip_norm,
+        bptt=config.bptt, clip_norm=config.clip_norm, sum_over_time=config.sum_over_time,
     )  # fmt: skip
 
 
@@ -329,14 +339,18 @@ def _train_step(config: Config, state: training.TrainState, rows: Array, k: Arra
     ys = jax.lax.dynamic_slice(rows, (0, start + 1), (b, config.bptt))
     key, step_key = jax.random.split(state.key)
 
+    # Zaremba et al. and the TensorFlow tutorial sum the batch-mean loss over the window's
+    # steps: the gradient (and so the meaning of lr and clip) is bptt times the mean's.
+    scale = config.bptt if config.sum_over_time else 1
+
     def loss_fn(params):
         carry_out, nll = forward(config, params, xs, carry, ys, step_key)
-        return nll.mean(), carry_out
+        return nll.mean() * scale, (nll.mean(), carry_out)
 
-    (loss, carry), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    (_, (loss, carry)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
     norm = optax.tree.norm(grads)
-    scale = config.clip_norm / jnp.maximum(norm, config.clip_norm)
-    params = jax.tree_util.tree_map(lambda p, g: p - extra.lr * scale * g, state.params, grads)
+    clip = config.clip_norm / jnp.maximum(norm, config.clip_norm)
+    params = jax.tree_util.tree_map(lambda p, g: p - extra.lr * clip * g, state.params, grads)
     new = training.TrainState(state.step + 1, params, extra._replace(carry=carry), key)
     return new, {"loss": loss, "grad_norm": norm}
 

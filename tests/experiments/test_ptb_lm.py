@@ -61,6 +61,21 @@ def test_train_step_resets_the_state_at_the_first_window():
     assert float(dirty_k1["loss"]) != float(clean_k1["loss"])
 
 
+def test_sum_over_time_scales_the_update_by_bptt():
+    rows = jnp.asarray(ptb.batchify(np.arange(3 * 11) % 17, 3))
+    k = jnp.asarray(1, jnp.int32)
+    moves = {}
+    for flag in (True, False):
+        config = ptb_lm.Config(hidden=8, layers=1, batch_size=3, bptt=5, lr=100.0,
+                               clip_norm=1e6, sum_over_time=flag)  # fmt: skip
+        state = ptb_lm.init_state(config, 17)
+        new, metrics = ptb_lm.train_step(config, state, rows, k)
+        moves[flag] = np.asarray(new.params["embed"] - state.params["embed"])
+        moves[flag, "loss"] = float(metrics["loss"])
+    np.testing.assert_allclose(moves[True], 5 * moves[False], rtol=1e-3, atol=1e-6)
+    assert moves[True, "loss"] == pytest.approx(moves[False, "loss"])  # logged per token
+
+
 @pytest.mark.parametrize(
     ("ids", "rows", "want"),
     [
