@@ -142,7 +142,9 @@ def train(
       checkpointer: saves every ``checkpointer.save_every`` steps and at the end.
       resume: start from the checkpointer's latest checkpoint when there is one.
       logger: receives the mean train metrics (plus ``steps_per_s`` and ``examples_per_s``)
-        every ``log_every`` steps and the eval metrics (split ``"eval"``).
+        every ``log_every`` steps and the eval metrics (split ``"eval"``). The first train
+        record of a run also has ``initial_loss``, the loss of step 0 (before any update), the
+        reference a divergence check compares the final loss with.
       log_every: steps per logged train record, > 0.
       eval_fn: ``params -> dict of floats``, run every ``eval_every`` steps and at the end.
       eval_every: 0 evaluates only at the end.
@@ -169,13 +171,14 @@ def train(
     if not callable(batch_fn):
         raise TypeError(f"{fn}: batch_fn must be a callable step -> batch, got {batch_fn!r}")
 
-    window = None
+    window, initial_loss = None, None
     if checkpointer is not None and resume and checkpointer.latest_step() is not None:
         state = checkpointer.restore(state)
-        loop_meta = (checkpointer.metadata(int(jax.device_get(state.step))) or {}).get(LOOP_KEY)
-        window = _window_from_json(
-            (loop_meta or {}).get("window"), int(jax.device_get(state.step)), log_every
-        )
+        restored = int(jax.device_get(state.step))
+        loop_meta = (checkpointer.metadata(restored) or {}).get(LOOP_KEY) or {}
+        window = _window_from_json(loop_meta.get("window"), restored, log_every)
+        if window is not None:
+            initial_loss = loop_meta.get("initial_loss")
     start = int(jax.device_get(state.step))
     if logger is not None:
         # A finished run run again evaluates again: its final eval record is replaced.
@@ -211,6 +214,8 @@ def train(
                 where = checkpointer.directory if checkpointer is not None else ""
                 last = checkpointer.latest_step() if checkpointer is not None else None
                 raise NonFiniteError(step, name, value, last, where)
+            if step == 0:
+                initial_loss = float(metrics["loss"])
             scalars = {k: np.asarray(v) for k, v in metrics.items() if k != "finite"}
             acc = update_metrics(acc, scalars, rows)
             window_rows, window_steps = window_rows + rows, window_steps + 1
@@ -220,6 +225,9 @@ def train(
                 means = compute_metrics(acc)
                 means["steps_per_s"] = window_steps / elapsed
                 means["examples_per_s"] = window_rows / elapsed
+                if initial_loss is not None:
+                    means["initial_loss"] = initial_loss
+                    initial_loss = None
                 record(done, means, "train")
                 bar.update(
                     done,
@@ -239,7 +247,8 @@ def train(
                     time.perf_counter() - window_start,
                     log_every,
                 )
-                checkpointer.save(state, metadata={LOOP_KEY: {"window": open_window}})
+                loop_meta = {"window": open_window, "initial_loss": initial_loss}
+                checkpointer.save(state, metadata={LOOP_KEY: loop_meta})
     run_eval(int(jax.device_get(state.step)))
     if checkpointer is not None:
         checkpointer.save(state)

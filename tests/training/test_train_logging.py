@@ -112,3 +112,10 @@ def test_a_finished_run_run_again_writes_its_final_eval_once(tiny, tmp_path):
     assert history == [{"step": 4, "split": "eval", "x": 1.0}]
     records = training.read_jsonl(tmp_path / "log.jsonl")
     assert [(r["step"], r["split"]) for r in records] == [(2, "train"), (4, "train"), (4, "eval")]
+
+
+def test_the_first_train_record_has_the_loss_before_any_update(tiny):
+    _, history = tiny.run(4, log_every=2)
+    want, _ = tiny.loss(tiny.init(), tiny.batch(0), None)
+    assert history[0]["initial_loss"] == pytest.approx(float(want), rel=1e-6)
+    assert "initial_loss" not in history[1]
