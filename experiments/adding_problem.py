@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -45,6 +44,7 @@ class Config:
     steps: int = 3000
     seed: int = 0
     out: str = "runs/adding"
+    overwrite: bool = False
     seq_len: int = 100
     hidden: int = 64
     batch_size: int = 64
@@ -156,7 +156,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "first_train_loss": next(r["loss"] for r in history if r["split"] == "train"),
         "num_params": common.count_params(params),
     }
-    common.write_metrics(config, metrics)
+    common.write_metrics(config, metrics, history=history)
     common.plot_curves(
         history,
         f"{config.out}/curves.png",
@@ -177,4 +177,4 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    common.cli(main)

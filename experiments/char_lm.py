@@ -26,7 +26,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-import sys
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -52,6 +51,7 @@ class Config:
     steps: int = 1500
     seed: int = 0
     out: str = "runs/char_lm"
+    overwrite: bool = False
     hidden: int = 256
     embed: int = 32
     seq_len: int = 100
@@ -246,7 +246,15 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         return {"val_bpc": float(held_out_bpc(params, val))}
 
     start = time.perf_counter()
-    params, history = common.fit(config, params, loss_fn, batch_fn, eval_fn)
+    # The prompt, length and temperature of the sample only shape the text drawn after training.
+    params, history = common.fit(
+        config,
+        params,
+        loss_fn,
+        batch_fn,
+        eval_fn,
+        may_change=("prompt", "sample_len", "temperature"),
+    )
     train_seconds = time.perf_counter() - start
 
     test_bpc = float(held_out_bpc(params, test))
@@ -275,7 +283,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "num_params": common.count_params(params),
         "sample": sample,
     }
-    common.write_metrics(config, metrics)
+    common.write_metrics(config, metrics, history=history)
     common.plot_curves(
         history,
         f"{config.out}/curves.png",
@@ -292,4 +300,4 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    common.cli(main)

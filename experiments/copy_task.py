@@ -19,7 +19,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -47,6 +46,7 @@ class Config:
     steps: int = 2000
     seed: int = 0
     out: str = "runs/copy"
+    overwrite: bool = False
     seq_len: int = 50
     hidden: int = 64
     batch_size: int = 64
@@ -162,7 +162,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "first_train_loss": next(r["loss"] for r in history if r["split"] == "train"),
         "num_params": common.count_params(params),
     }
-    common.write_metrics(config, metrics)
+    common.write_metrics(config, metrics, history=history)
     common.plot_curves(
         history,
         f"{config.out}/curves.png",
@@ -183,4 +183,4 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    common.cli(main)

@@ -75,8 +75,10 @@ def parse_args(argv: Sequence[str] | None) -> Config:
     for name in ("steps", "hidden", "batch_size", "log_every", "eval_every"):
         if getattr(a, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(a, name)}")
-    if not a.lr > 0:
-        p.error(f"--lr must be > 0, got {a.lr}")
+    if not (math.isfinite(a.lr) and a.lr > 0):
+        p.error(f"argument --lr: must be a finite number > 0, got {a.lr}")
+    if os.path.exists(a.out) and not os.path.isdir(a.out):
+        p.error(f"argument --out: {a.out!r} is an existing file, not a directory")
     return Config(**vars(a))
 
 

@@ -54,6 +54,7 @@ class Config:
     steps: int = 2000
     seed: int = 0
     out: str = "runs/imdb"
+    overwrite: bool = False
     hidden: int = 64
     embed: int = 64
     vocab: int = 20000
@@ -253,7 +254,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "train_seconds": train_seconds,
         "num_params": common.count_params(params),
     }
-    common.write_metrics(config, metrics)
+    common.write_metrics(config, metrics, history=history)
     common.plot_curves(
         history,
         f"{config.out}/curves.png",
@@ -274,6 +275,6 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
 if __name__ == "__main__":
     try:
-        main(sys.argv[1:])
+        common.cli(main)
     except data.DataNotFoundError as e:
         sys.exit(f"imdb_sentiment: {e}")

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -46,6 +45,7 @@ class Config:
     steps: int = 1500
     seed: int = 0
     out: str = "runs/lookahead"
+    overwrite: bool = False
     seq_len: int = 24
     min_len: int = 12
     num_symbols: int = 8
@@ -204,7 +204,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "num_params_bidirectional": common.count_params(params["bidirectional"]),
         "num_params_forward": common.count_params(params["forward"]),
     }
-    common.write_metrics(config, metrics)
+    common.write_metrics(config, metrics, history=history)
     common.plot_curves(
         history,
         f"{config.out}/curves.png",
@@ -225,4 +225,4 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    common.cli(main)

@@ -86,8 +86,12 @@ def parse_args(argv: Sequence[str] | None) -> Config:
     for name in ("steps", "hidden", "embed", "batch_size", "max_len", "log_every", "eval_every"):
         if getattr(a, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(a, name)}")
-    if not a.lr > 0:
-        p.error(f"--lr must be > 0, got {a.lr}")
+    if not (math.isfinite(a.lr) and a.lr > 0):
+        p.error(f"argument --lr: must be a finite number > 0, got {a.lr}")
+    if os.path.exists(a.out) and not os.path.isdir(a.out):
+        p.error(f"argument --out: {a.out!r} is an existing file, not a directory")
+    if not (math.isfinite(a.clip_norm) and a.clip_norm > 0):
+        p.error(f"argument --clip-norm: must be a finite number > 0, got {a.clip_norm}")
     # Bucket widths: thirds of the longest chunk, rounded up to multiples of 16.
     widths = sorted({16 * math.ceil(a.max_len * k / 3 / 16) for k in (1, 2)} | {a.max_len})
     fields = {f.name for f in dataclasses.fields(Config)}

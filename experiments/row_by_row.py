@@ -61,6 +61,7 @@ class Config:
     steps: int = 3000
     seed: int = 0
     out: str = "runs/row_by_row"
+    overwrite: bool = False
     dataset: str = "fashion_mnist"
     hidden: int = 128
     batch_size: int = 128
@@ -210,7 +211,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "train_seconds": train_seconds,
         "num_params": common.count_params(params),
     }
-    common.write_metrics(config, metrics)
+    common.write_metrics(config, metrics, history=history)
     common.plot_curves(
         history,
         f"{config.out}/curves.png",
@@ -233,6 +234,6 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
 if __name__ == "__main__":
     try:
-        main(sys.argv[1:])
+        common.cli(main)
     except data.DataNotFoundError as e:
         sys.exit(f"row_by_row: {e}")

@@ -1,10 +1,12 @@
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
 
-from experiments import adding_problem
+from experiments import adding_problem, common
+from lstm_jax import training
 
 TINY = [
     "--seq-len",
@@ -25,16 +27,176 @@ TINY = [
 ]
 
 
-def test_runs_end_to_end_and_the_loss_decreases(tmp_path):
+# Checkpoints every 8 steps (not a multiple of --log-every 5), the last two kept: 16 and 20.
+RUN = ["--steps", "20", "--checkpoint-every", "8", "--keep", "2", *TINY]
+
+
+class Killed(Exception):
+    """Stands for the process being killed."""
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """One finished run: ``(out, metrics)``; tests work on copies (``copy_of``)."""
+    out = str(tmp_path_factory.mktemp("adding") / "run")
+    return out, adding_problem.main([*RUN, "--out", out])
+
+
+def copy_of(finished, tmp_path):
     out = str(tmp_path / "run")
-    metrics = adding_problem.main(["--steps", "20", "--out", out, *TINY])
+    shutil.copytree(finished[0], out)
+    return out
+
+
+def read(out, name="metrics.json"):
+    """metrics.json without the run's own --out, or the records of log.jsonl."""
+    with open(os.path.join(out, name)) as f:
+        if name.endswith(".jsonl"):
+            return [json.loads(line) for line in f]
+        saved = json.load(f)
+    del saved["config"]["out"]
+    return saved
+
+
+def without_timing(records):
+    timing = ("time", "steps_per_s", "examples_per_s")
+    return [{k: v for k, v in r.items() if k not in timing} for r in records]
+
+
+def test_runs_end_to_end_and_the_loss_decreases(finished):
+    out, metrics = finished
     for name in ("metrics.json", "log.jsonl", "curves.png"):
         assert os.path.exists(os.path.join(out, name)), name
-    with open(os.path.join(out, "metrics.json")) as f:
-        saved = json.load(f)
+    saved = read(out)
     assert saved["config"]["seq_len"] == 8 and saved["config"]["cell"] == "lstm"
     assert {"test_mse", "solved_fraction", "baseline_mse"} <= set(saved["metrics"])
     assert metrics["final_train_loss"] < metrics["first_train_loss"]
+    assert saved["diverged"] is False
+    assert not os.path.exists(os.path.join(out, "run.lock"))
+
+
+def test_a_finished_run_run_again_only_reevaluates(finished, tmp_path):
+    out = copy_of(finished, tmp_path)
+    log = read(out, "log.jsonl")
+    assert adding_problem.main([*RUN, "--out", out]) == finished[1]
+    assert read(out) == read(finished[0])
+    again = read(out, "log.jsonl")
+    assert [(r["step"], r["split"]) for r in again] == [(r["step"], r["split"]) for r in log]
+    assert without_timing(again) == without_timing(log)
+
+
+def test_a_run_killed_before_metrics_json_writes_it_when_run_again(finished, tmp_path):
+    out = copy_of(finished, tmp_path)
+    os.remove(os.path.join(out, "metrics.json"))
+    adding_problem.main([*RUN, "--out", out])
+    assert read(out) == read(finished[0])
+
+
+@pytest.mark.parametrize(
+    "changed, listed",
+    [
+        (["--seed", "1"], "--seed 0 -> 1"),
+        (["--cell", "gru"], "--cell 'lstm' -> 'gru'"),
+        (["--hidden", "16"], "--hidden 8 -> 16"),
+        (["--steps", "30"], "--steps 20 -> 30 (the cosine schedule"),
+    ],
+)
+def test_resuming_with_another_configuration_is_refused(finished, tmp_path, changed, listed):
+    out = copy_of(finished, tmp_path)
+    with pytest.raises(common.ConfigMismatchError, match="another configuration") as e:
+        adding_problem.main([*RUN, *changed, "--out", out])
+    assert listed in str(e.value) and "--overwrite" in str(e.value)
+    assert read(out) == read(finished[0])
+
+
+def test_logging_options_may_change_on_a_rerun(finished, tmp_path):
+    out = copy_of(finished, tmp_path)
+    argv = [*RUN, "--out", out, "--keep", "3", "--eval-every", "0", "--checkpoint-every", "5"]
+    assert adding_problem.main(argv) == finished[1]
+
+
+def test_a_second_process_writing_the_same_out_is_refused(finished, tmp_path):
+    out = copy_of(finished, tmp_path)
+    with common.RunLock(out), pytest.raises(common.RunLockedError, match=r"being written by"):
+        adding_problem.main([*RUN, "--out", out])
+
+
+def test_a_stale_lock_left_by_a_killed_run_is_taken_over(finished, tmp_path, capsys):
+    out = copy_of(finished, tmp_path)
+    with open(os.path.join(out, "run.lock"), "w") as f:
+        f.write("4999999 on elsewhere\n")
+    adding_problem.main([*RUN, "--out", out])
+    assert "taking over the stale lock" in capsys.readouterr().err
+    assert not os.path.exists(os.path.join(out, "run.lock"))
+
+
+def _damage_latest(out, step):
+    state = os.path.join(out, "checkpoints", str(step), "state")
+    files = [os.path.join(d, f) for d, _, fs in os.walk(state) for f in fs]
+    biggest = max(files, key=os.path.getsize)
+    with open(biggest, "r+b") as f:
+        f.truncate(os.path.getsize(biggest) // 2)
+
+
+@pytest.mark.slow
+def test_a_corrupted_latest_checkpoint_falls_back_to_the_newest_intact_one(finished, tmp_path):
+    out = copy_of(finished, tmp_path)
+    _damage_latest(out, 20)
+    with pytest.warns(training.CorruptCheckpointWarning, match=r"checkpoints/20 .*trying step 16"):
+        adding_problem.main([*RUN, "--out", out])
+    # Resumed from step 16 and trained to 20 again: the same numbers as the first time.
+    assert read(out) == read(finished[0])
+    assert without_timing(read(out, "log.jsonl")) == without_timing(read(finished[0], "log.jsonl"))
+
+
+def test_no_intact_checkpoint_is_one_error_line(finished, tmp_path):
+    out = copy_of(finished, tmp_path)
+    for step in (16, 20):
+        _damage_latest(out, step)
+    with pytest.warns(training.CorruptCheckpointWarning), pytest.raises(SystemExit) as e:
+        common.cli(adding_problem.main, [*RUN, "--out", out])
+    message = str(e.value.code)
+    assert "error: Checkpointer.restore: no intact checkpoint in" in message
+    assert "\n" not in message
+
+
+@pytest.mark.slow
+def test_an_interrupted_run_writes_the_metrics_of_an_uninterrupted_one(
+    finished, tmp_path, monkeypatch
+):
+    out = str(tmp_path / "run")
+
+    class KilledAfterStep8(training.Checkpointer):
+        def save(self, state, **kw):
+            step = super().save(state, **kw)
+            if step == 8:
+                raise Killed
+            return step
+
+    with monkeypatch.context() as m:
+        m.setattr(common.training, "Checkpointer", KilledAfterStep8)
+        with pytest.raises(Killed):
+            adding_problem.main([*RUN, "--out", out])
+    assert not os.path.exists(os.path.join(out, "metrics.json"))
+    adding_problem.main([*RUN, "--out", out])
+    assert read(out) == read(finished[0])
+    assert without_timing(read(out, "log.jsonl")) == without_timing(read(finished[0], "log.jsonl"))
+
+
+@pytest.mark.slow
+def test_a_diverging_run_is_flagged_in_metrics_json_and_on_stderr(tmp_path, capsys):
+    out = str(tmp_path / "run")
+    adding_problem.main([*RUN, "--lr", "1e6", "--out", out])
+    assert read(out)["diverged"] is True
+    assert "warning: the run diverged" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_overwrite_starts_afresh_with_the_new_configuration(finished, tmp_path):
+    out = copy_of(finished, tmp_path)
+    adding_problem.main([*RUN, "--seed", "1", "--overwrite", "--out", out])
+    assert read(out)["config"]["seed"] == 1
+    assert [r["step"] for r in read(out, "log.jsonl") if r["split"] == "eval"] == [10, 20]
 
 
 def test_data_marks_one_position_per_half_and_sums_them():

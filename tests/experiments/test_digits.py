@@ -6,6 +6,7 @@ import json
 import os
 
 import numpy as np
+import pytest
 
 from experiments import digits
 
@@ -29,3 +30,15 @@ def test_rows_are_scaled_to_unit_interval():
     assert rows["x"].shape == (8, 8) and rows["x"].dtype == np.float32
     np.testing.assert_array_equal(rows["x"], 1.0)
     assert rows["label"] == 3
+
+
+def test_bad_flags_are_rejected_by_the_parser_naming_the_flag(tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    for argv, flag in (
+        (["--lr", "inf"], "--lr"),
+        (["--lr", "nan"], "--lr"),
+        (["--out", str(tmp_path / "file")], "--out"),
+    ):
+        with pytest.raises(SystemExit):
+            digits.parse_args(argv)
+        assert f"argument {flag}: " in capsys.readouterr().err

@@ -6,6 +6,7 @@ import json
 import os
 
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -45,3 +46,16 @@ def test_per_label_scores_by_hand():
     assert s["a"]["precision"] == 0.5 and s["a"]["recall"] == 0.5 and s["a"]["support"] == 2
     assert s["b"]["f1"] == 0.0 and s["b"]["support"] == 1
     assert s["none"]["recall"] == 1.0 and s["none"]["precision"] == 2 / 3
+
+
+def test_bad_flags_are_rejected_by_the_parser_naming_the_flag(tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    for argv, flag in (
+        (["--lr", "inf"], "--lr"),
+        (["--clip-norm", "0"], "--clip-norm"),
+        (["--clip-norm", "-1"], "--clip-norm"),
+        (["--out", str(tmp_path / "file")], "--out"),
+    ):
+        with pytest.raises(SystemExit):
+            rp.parse_args(argv)
+        assert f"argument {flag}: " in capsys.readouterr().err
