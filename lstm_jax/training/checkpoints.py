@@ -26,6 +26,10 @@ Asked for the latest checkpoint, ``restore`` falls back to the newest intact one
 
 A state whose parameters hold a NaN or Inf is never saved (``save`` raises): the newest
 checkpoint on disk always has finite parameters.
+
+The checks cost one copy of the state to the host per save (Orbax makes one too) and one more
+read of the step's files per restore. In a multi-host run, arrays a process cannot see whole
+are checked through the file list only.
 """
 
 from __future__ import annotations
@@ -356,6 +360,12 @@ class Checkpointer:
         )
 
     def _document(self, fn: str, step: int) -> dict[str, Any]:
+        step_dir = self._step_dir(step)
+        if os.path.isdir(os.path.join(step_dir, "default")) and not os.path.isdir(
+            os.path.join(step_dir, "meta")
+        ):
+            reason = f"it was written in an older layout, without the {FORMAT!r} metadata"
+            raise _corrupt(fn, step, self.directory, reason)
         try:
             document = self._manager.restore(
                 step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())

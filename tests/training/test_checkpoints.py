@@ -192,3 +192,27 @@ def test_a_non_finite_state_is_never_saved(tmp_path):
         with pytest.raises(ValueError, match=r"state.params\['w'\] holds a NaN or Inf at step 1"):
             ckpt.save(state)
         assert ckpt.all_steps() == []
+
+
+def test_async_saves_get_their_file_list_once_on_disk(tmp_path):
+    with training.Checkpointer(tmp_path, save_every=0, async_save=True, keep=2) as ckpt:
+        for step in (1, 2, 3):
+            ckpt.save(_state(step=step, seed=step))
+    assert sorted(os.listdir(tmp_path)) == ["2", "3"]
+    for step in (2, 3):
+        assert os.path.exists(os.path.join(tmp_path, str(step), "lstm_jax_files.json"))
+    _truncate(_data_files(tmp_path, 3)[-1])
+    with training.Checkpointer(tmp_path, save_every=0) as ckpt:
+        with pytest.warns(training.CorruptCheckpointWarning, match=r"bytes, \d+ were written"):
+            assert_bitwise_equal(ckpt.restore(_state()), _state(step=2, seed=2))
+
+
+def test_a_checkpoint_in_the_older_layout_is_named_as_such(tmp_path):
+    import orbax.checkpoint as ocp
+
+    state = _state(step=4)
+    with ocp.CheckpointManager(tmp_path) as manager:
+        manager.save(4, args=ocp.args.StandardSave(state))
+    with training.Checkpointer(tmp_path, save_every=0) as ckpt:
+        with pytest.raises(training.CorruptCheckpointError, match=r"written in an older layout"):
+            ckpt.restore(_state(), step=4)
