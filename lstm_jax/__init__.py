@@ -1,54 +1,67 @@
-"""lstm_jax: recurrent networks as pure JAX functions over parameter pytrees."""
+"""lstm_jax: recurrent networks as pure JAX functions over parameter pytrees.
 
-from lstm_jax.bidirectional import MERGE_MODES, bidirectional
+``import lstm_jax`` imports jax and numpy only; the Flax layers (``lstm_jax.flax``), training
+(``lstm_jax.training``), checkpoints (``lstm_jax.checkpoint``), data and interop modules import
+their own dependencies when they are imported.
+"""
+
+from lstm_jax._bidirectional import MERGE_MODES, bidirectional
+from lstm_jax._stack import Stack, stack
+from lstm_jax._unroll import gates, unroll
 from lstm_jax.cells import (
-    CIFGLSTM,
-    GRU,
-    LSTM,
     Cell,
+    CIFGLSTMCell,
+    GRUCell,
     GRUGates,
     GRUParams,
     LSTMCarry,
+    LSTMCell,
     LSTMGates,
     LSTMParams,
-    PeepholeLSTM,
+    PeepholeLSTMCell,
     PeepholeLSTMParams,
-    SimpleRNN,
+    SimpleRNNCell,
     SimpleRNNGates,
     SimpleRNNParams,
     cifg_lstm,
     gru,
     lstm,
     peephole_lstm,
+    register_cell,
     simple_rnn,
 )
-from lstm_jax.stack import Stack, stack
-from lstm_jax.unroll import unroll
+from lstm_jax.impl import Chunked, Scan, Split, register_impl
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
-    "CIFGLSTM",
-    "GRU",
-    "LSTM",
     "MERGE_MODES",
+    "CIFGLSTMCell",
     "Cell",
+    "Chunked",
+    "GRUCell",
     "GRUGates",
     "GRUParams",
     "LSTMCarry",
+    "LSTMCell",
     "LSTMGates",
     "LSTMParams",
-    "PeepholeLSTM",
+    "PeepholeLSTMCell",
     "PeepholeLSTMParams",
-    "SimpleRNN",
+    "Scan",
+    "SimpleRNNCell",
     "SimpleRNNGates",
     "SimpleRNNParams",
+    "Split",
     "Stack",
     "bidirectional",
     "cifg_lstm",
+    "gates",
     "gru",
     "lstm",
     "peephole_lstm",
+    "register_cell",
+    "register_impl",
     "simple_rnn",
     "stack",
     "unroll",

@@ -20,7 +20,7 @@ def _shape_of(x: Any) -> Any:
     return getattr(x, "shape", type(x).__name__)
 
 
-def _describe(tree: PyTree) -> str:
+def describe(tree: PyTree) -> str:
     leaves = jax.tree_util.tree_map(
         lambda x: (
             f"{jnp.dtype(x.dtype).name}{list(x.shape)}" if hasattr(x, "shape") else type(x).__name__
@@ -48,66 +48,15 @@ def check_floating(fn: str, name: str, x: Any) -> None:
         raise TypeError(f"{fn}: {name} must have a floating dtype, got {jnp.dtype(x.dtype).name}")
 
 
-def check_params(cell: Any, params: PyTree, fn: str, name: str = "params") -> None:
-    """``params`` must have the structure, shapes and floating dtypes of ``cell.init``."""
-    w_ih = getattr(params, "w_ih", None)
-    if w_ih is None or not hasattr(w_ih, "shape") or len(w_ih.shape) != 2:
-        raise TypeError(
-            f"{fn}: {name} must be the parameters of {_cell_repr(cell)} (as returned by its "
-            f"init), got {_describe(params)}"
-        )
-    input_size = int(w_ih.shape[0])
-    expected = cell.expected_param_shapes(input_size)
-    got_def = jax.tree_util.tree_structure(params)
-    want_def = jax.tree_util.tree_structure(expected)
-    if got_def != want_def:
-        raise TypeError(
-            f"{fn}: {name} has the wrong structure for {_cell_repr(cell)}: got "
-            f"{_describe(params)}, expected {_describe(expected)}"
-        )
-    for got, want in zip(
-        jax.tree_util.tree_leaves(params), jax.tree_util.tree_leaves(expected), strict=True
-    ):
-        if tuple(got.shape) != tuple(want.shape) or not jnp.issubdtype(got.dtype, jnp.floating):
-            raise ValueError(
-                f"{fn}: {name} does not fit {_cell_repr(cell)} with input size {input_size}: "
-                f"got {_describe(params)}, expected {_describe(expected)}"
-            )
-
-
-def check_step_input(cell: Any, params: PyTree, x: Any, fn: str, name: str = "x") -> None:
+def check_step_input(input_size: int, x: Any, fn: str, name: str = "x") -> None:
     check_floating(fn, name, x)
     if x.ndim < 1:
         raise ValueError(f"{fn}: {name} must have shape [*batch, input], got a scalar")
-    input_size = cell.input_size(params)
     if x.shape[-1] != input_size:
         raise ValueError(
             f"{fn}: {name} must have shape [*batch, input] with input={input_size} (from "
             f"params), got shape {tuple(x.shape)}"
         )
-
-
-def check_carry(
-    cell: Any, carry: PyTree, batch_shape: tuple[int, ...], fn: str, name: str = "carry"
-) -> None:
-    expected = jax.eval_shape(lambda: cell.initial_carry(tuple(batch_shape)))
-    if jax.tree_util.tree_structure(carry) != jax.tree_util.tree_structure(expected):
-        raise TypeError(
-            f"{fn}: {name} has the wrong structure for {_cell_repr(cell)}: got "
-            f"{_describe(carry)}, expected {_describe(expected)} "
-            f"(from cell.initial_carry({tuple(batch_shape)}))"
-        )
-    for got, want in zip(
-        jax.tree_util.tree_leaves(carry), jax.tree_util.tree_leaves(expected), strict=True
-    ):
-        check_is_array(fn, name, got)
-        if tuple(got.shape) != tuple(want.shape):
-            raise ValueError(
-                f"{fn}: {name} must have leaves of shape {tuple(want.shape)} "
-                f"([*batch, hidden]), got {_describe(carry)}"
-            )
-        if not jnp.issubdtype(got.dtype, jnp.floating):
-            raise TypeError(f"{fn}: {name} must be floating, got {_describe(carry)}")
 
 
 def check_sequence(fn: str, xs: Any, time_major: bool, name: str = "xs") -> None:
@@ -117,6 +66,55 @@ def check_sequence(fn: str, xs: Any, time_major: bool, name: str = "xs") -> None
         raise ValueError(
             f"{fn}: {name} must have shape {layout} (at least 2 dimensions), got shape "
             f"{tuple(xs.shape)}"
+        )
+
+
+def check_bool(fn: str, name: str, value: Any) -> None:
+    """Flags must be real bools: ``"no"`` or ``"false"`` would otherwise read as True."""
+    if not isinstance(value, bool | np.bool_):
+        raise TypeError(f"{fn}: {name} must be a bool (True or False), got {value!r}")
+
+
+def check_float_dtype(fn: str, name: str, dtype: Any, *, allow_none: bool = True) -> None:
+    """``dtype`` must name a floating dtype (``jnp.float32``, ``"bfloat16"``, ...)."""
+    if dtype is None:
+        if allow_none:
+            return
+        raise TypeError(f"{fn}: {name} must be a floating dtype (float32, bfloat16, ...), got None")
+    try:
+        resolved = jnp.dtype(dtype)
+    except TypeError:
+        raise TypeError(
+            f"{fn}: {name} must be a floating dtype (float32, bfloat16, ...), got {dtype!r}"
+        ) from None
+    if not jnp.issubdtype(resolved, jnp.floating):
+        raise TypeError(
+            f"{fn}: {name} must be a floating dtype (float32, bfloat16, ...), got {resolved.name}"
+        )
+
+
+def check_real(fn: str, name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        raise TypeError(f"{fn}: {name} must be a real number, got {value!r}")
+
+
+def check_key(fn: str, name: str, key: Any) -> None:
+    """One PRNG key: a typed key array of shape () or a raw ``uint32[2]`` key."""
+    if not hasattr(key, "dtype") or not hasattr(key, "shape"):
+        raise TypeError(
+            f"{fn}: {name} must be a PRNG key (jax.random.key(0)), got {type(key).__name__}"
+        )
+    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+        if key.shape != ():
+            raise ValueError(
+                f"{fn}: {name} must be one PRNG key (shape ()), got an array of keys of shape "
+                f"{tuple(key.shape)}"
+            )
+        return
+    if key.dtype != jnp.uint32 or tuple(key.shape) != (2,):
+        raise TypeError(
+            f"{fn}: {name} must be a PRNG key (jax.random.key(0) or a uint32[2] raw key), got "
+            f"{jnp.dtype(key.dtype).name}{list(key.shape)}"
         )
 
 
@@ -133,17 +131,3 @@ def check_seq_lengths(
             f"{fn}: {name} must have shape {tuple(batch_shape)} (the batch dimensions of xs), "
             f"got shape {tuple(seq_lengths.shape)}"
         )
-
-
-def check_cell(fn: str, cell: Any, name: str = "cell") -> None:
-    from lstm_jax.cells.base import Cell
-
-    if not isinstance(cell, Cell):
-        raise TypeError(
-            f"{fn}: {name} must be an lstm_jax cell (lstm_jax.lstm(...), gru(...), ...), got "
-            f"{type(cell).__name__}"
-        )
-
-
-def _cell_repr(cell: Any) -> str:
-    return f"{cell.name}(hidden_size={cell.hidden_size})"

@@ -36,17 +36,13 @@ import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 
-from lstm_jax.cells.base import Cell
-from lstm_jax.cells.gru import GRU
-from lstm_jax.cells.lstm import CIFGLSTM, LSTM, PeepholeLSTM
-from lstm_jax.cells.simple import SimpleRNN
-from lstm_jax.stack import Stack, stack
+from lstm_jax._stack import Stack, stack
+from lstm_jax.cells.base import CELL_TYPES, Cell
 from lstm_jax.typing import PyTree
 
 FORMAT = "lstm_jax.checkpoint/1"
-_CELL_TYPES: dict[str, type[Cell]] = {
-    cls.name: cls for cls in (LSTM, PeepholeLSTM, CIFGLSTM, GRU, SimpleRNN)
-}
+# Every registered cell type (lstm_jax.register_cell) restores by its name.
+_CELL_TYPES = CELL_TYPES
 Model = Cell | tuple[Cell, Cell] | Stack
 
 

@@ -67,6 +67,14 @@ def random_params(cell, input_size: int, seed: int = 0, scale: float = 0.5):
     return jax.tree_util.tree_unflatten(treedef, leaves)
 
 
+def random_params_like(params, seed: int = 0, scale: float = 0.5):
+    """A pytree of N(0, scale^2) draws with the structure and shapes of ``params``."""
+    rng = np.random.default_rng(seed + 3000)
+    return jax.tree_util.tree_map(
+        lambda leaf: jnp.asarray(scale * rng.standard_normal(leaf.shape), leaf.dtype), params
+    )
+
+
 def random_array(shape, seed: int = 0, dtype=jnp.float32, scale: float = 1.0):
     return jnp.asarray(scale * np.random.default_rng(seed).standard_normal(shape), dtype)
 
@@ -101,15 +109,15 @@ def with_garbage(xs, seq_lengths, value, *, time_major: bool = False):
 
 def kind_of(cell) -> str:
     """The reference equations a cell must follow, from its class and configuration."""
-    if isinstance(cell, lstm_jax.PeepholeLSTM):
+    if isinstance(cell, lstm_jax.PeepholeLSTMCell):
         return "peephole"
-    if isinstance(cell, lstm_jax.CIFGLSTM):
+    if isinstance(cell, lstm_jax.CIFGLSTMCell):
         return "cifg"
-    if isinstance(cell, lstm_jax.LSTM):
+    if isinstance(cell, lstm_jax.LSTMCell):
         return "lstm"
-    if isinstance(cell, lstm_jax.GRU):
+    if isinstance(cell, lstm_jax.GRUCell):
         return "gru_reset_after" if cell.reset_after else "gru_reset_before"
-    if isinstance(cell, lstm_jax.SimpleRNN):
+    if isinstance(cell, lstm_jax.SimpleRNNCell):
         return f"simple_{cell.activation}"
     raise TypeError(f"no reference for {cell!r}")
 
@@ -508,8 +516,7 @@ def check_step_grads(name: str, modes=("rev", "fwd")) -> None:
 def check_unroll_grads(name: str, *, reverse: bool = False, modes=("rev",), **options) -> None:
     """Gradients of unroll with seq_lengths wrt params, xs and the initial carry, in float64.
 
-    ``options`` go to ``unroll`` (``hoist_projection`` defaults to False, the CPU default;
-    ``custom_vjp`` to unroll's default, the cuDNN-style backward)."""
+    ``options`` go to ``unroll`` (``impl``: its default, or another implementation)."""
     from jax.test_util import check_grads
 
     cell = make_cell(name, param_dtype=jnp.float64)
@@ -522,8 +529,6 @@ def check_unroll_grads(name: str, *, reverse: bool = False, modes=("rev",), **op
         return lstm_jax.unroll(
             cell, p, xs, seq_lengths=lengths, initial_carry=c0, reverse=reverse, **options
         )
-
-    options.setdefault("hoist_projection", False)
 
     check_grads(run, (params, xs, c0), order=1, modes=modes)
 

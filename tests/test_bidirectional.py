@@ -1,5 +1,5 @@
 """lstm_jax.bidirectional against the NumPy reference (which physically reverses each row's valid
-prefix), merge modes, a different backward cell, fused vs two scans, carries."""
+prefix), merge modes, a different backward cell, every impl, carries."""
 
 from __future__ import annotations
 
@@ -13,8 +13,7 @@ import lstm_jax
 
 B, T, IN, H = ref.BATCH, ref.TIME, ref.INPUT, ref.HIDDEN
 LENGTHS = ref.LENGTHS  # [T, 2, 0]
-FUSED = [True, False]
-FUSED_IDS = ["fused", "two_scans"]
+IMPLS = ["scan", "split"]
 
 
 def _setup(name="lstm", seed=0, batch=(B,), backward_name=None):
@@ -25,12 +24,12 @@ def _setup(name="lstm", seed=0, batch=(B,), backward_name=None):
     return cell, bcell, params, xs
 
 
-@pytest.mark.parametrize("fused", FUSED, ids=FUSED_IDS)
+@pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("name", ref.CELL_NAMES)
-def test_matches_reference_with_lengths(name, fused):
+def test_matches_reference_with_lengths(name, impl):
     cell, _, params, xs = _setup(name)
     (carry_f, carry_b), ys = lstm_jax.bidirectional(
-        cell, params, xs, seq_lengths=jnp.asarray(LENGTHS), fused=fused
+        cell, params, xs, seq_lengths=jnp.asarray(LENGTHS), impl=impl
     )
     kind = ref.kind_of(cell)
     (ref_f, ref_b), ref_ys = ref.ref_bidirectional((kind, kind), params, xs, LENGTHS)
@@ -41,11 +40,11 @@ def test_matches_reference_with_lengths(name, fused):
 
 
 @pytest.mark.parametrize("merge", ["concat", "sum", "mean", "mul"])
-@pytest.mark.parametrize("fused", FUSED, ids=FUSED_IDS)
-def test_merge_modes(merge, fused):
+@pytest.mark.parametrize("impl", IMPLS)
+def test_merge_modes(merge, impl):
     cell, _, params, xs = _setup("gru_reset_after", seed=3)
     _, ys = lstm_jax.bidirectional(
-        cell, params, xs, seq_lengths=jnp.asarray(LENGTHS), merge=merge, fused=fused
+        cell, params, xs, seq_lengths=jnp.asarray(LENGTHS), merge=merge, impl=impl
     )
     kind = ref.kind_of(cell)
     _, ref_ys = ref.ref_bidirectional((kind, kind), params, xs, LENGTHS, merge=merge)
@@ -54,8 +53,8 @@ def test_merge_modes(merge, fused):
     assert np.all(np.asarray(ys)[~ref.valid_mask((B,), T, LENGTHS)] == 0.0)
 
 
-@pytest.mark.parametrize("fused", FUSED, ids=FUSED_IDS)
-def test_callable_merge_keeps_padding_zero(fused):
+@pytest.mark.parametrize("impl", IMPLS)
+def test_callable_merge_keeps_padding_zero(impl):
     """A merge that maps (0, 0) to non-zero (f + b + 1) still yields zeros past each length."""
 
     def merge(f, b):
@@ -63,7 +62,7 @@ def test_callable_merge_keeps_padding_zero(fused):
 
     cell, _, params, xs = _setup("lstm", seed=4)
     _, ys = lstm_jax.bidirectional(
-        cell, params, xs, seq_lengths=jnp.asarray(LENGTHS), merge=merge, fused=fused
+        cell, params, xs, seq_lengths=jnp.asarray(LENGTHS), merge=merge, impl=impl
     )
     _, ref_ys = ref.ref_bidirectional(("lstm", "lstm"), params, xs, LENGTHS, merge=merge)
     ref.assert_close(ys, ref_ys)
@@ -108,44 +107,34 @@ def test_backward_cell_of_another_width_concatenates():
     ref.assert_close(ys, ref_ys)
 
 
-def test_equal_backward_cell_may_fuse():
-    cell, _, params, xs = _setup("cifg", seed=10)
-    got = lstm_jax.bidirectional(cell, params, xs, backward_cell=lstm_jax.cifg_lstm(H), fused=True)
-    want = lstm_jax.bidirectional(cell, params, xs, fused=False)
-    ref.assert_trees_close(got, want)
-
-
 @pytest.mark.parametrize("with_lengths", [True, False], ids=["lengths", "no_lengths"])
-@pytest.mark.parametrize(
-    ("name", "hoist"), [("lstm", True), ("gru_reset_before", False), ("simple_relu", True)]
-)
-def test_fused_and_two_scans_agree(name, hoist, with_lengths):
+@pytest.mark.parametrize("name", ["lstm", "gru_reset_before", "simple_relu"])
+def test_every_impl_agrees_with_the_scan(name, with_lengths):
     cell, _, params, xs = _setup(name, seed=11)
     c0 = (ref.random_carry(cell, (B,), seed=12), ref.random_carry(cell, (B,), seed=13))
     lengths = jnp.asarray(LENGTHS) if with_lengths else None
-    options = dict(seq_lengths=lengths, initial_carry=c0, hoist_projection=hoist)
-    fused = lstm_jax.bidirectional(cell, params, xs, fused=True, **options)
-    two = lstm_jax.bidirectional(cell, params, xs, fused=False, **options)
-    ref.assert_trees_close(fused, two)
+    options = dict(seq_lengths=lengths, initial_carry=c0)
 
-    def loss(params, xs, fused):
-        (cf, cb), ys = lstm_jax.bidirectional(cell, params, xs, fused=fused, **options)
+    def loss(params, xs, impl):
+        (cf, cb), ys = lstm_jax.bidirectional(cell, params, xs, impl=impl, **options)
         leaves = jax.tree_util.tree_leaves((cf, cb))
         return jnp.sum(ys * ys[..., ::-1]) + sum(jnp.sum(jnp.sin(c)) for c in leaves)
 
-    grads = jax.grad(loss, argnums=(0, 1))
-    ref.assert_trees_close(grads(params, xs, True), grads(params, xs, False), atol=2e-5, rtol=1e-4)
+    grads = jax.value_and_grad(loss, argnums=(0, 1))
+    want = grads(params, xs, "scan")
+    for impl in ("split", lstm_jax.Split(hoist=True), lstm_jax.Chunked(every=2)):
+        ref.assert_trees_close(grads(params, xs, impl), want, atol=2e-5, rtol=1e-4)
 
 
-@pytest.mark.parametrize("fused", FUSED, ids=FUSED_IDS)
-def test_carries_and_initial_carries(fused):
+@pytest.mark.parametrize("impl", IMPLS)
+def test_carries_and_initial_carries(impl):
     """The forward carry is the state after each row's last valid step; the backward carry is
     the state after reading each row back to its first element; both start from the given
     initial carries (a row of length 0 returns them)."""
     cell, _, params, xs = _setup("peephole", seed=14)
     c0 = (ref.random_carry(cell, (B,), seed=15), ref.random_carry(cell, (B,), seed=16))
     (carry_f, carry_b), ys = lstm_jax.bidirectional(
-        cell, params, xs, seq_lengths=jnp.asarray(LENGTHS), initial_carry=c0, fused=fused
+        cell, params, xs, seq_lengths=jnp.asarray(LENGTHS), initial_carry=c0, impl=impl
     )
     (ref_f, ref_b), ref_ys = ref.ref_bidirectional(
         ("peephole",) * 2, params, xs, LENGTHS, (ref.np_carry(c0[0]), ref.np_carry(c0[1]))
@@ -161,12 +150,12 @@ def test_carries_and_initial_carries(fused):
         )
 
 
-@pytest.mark.parametrize("fused", FUSED, ids=FUSED_IDS)
-def test_backward_direction_is_unroll_reverse(fused):
+@pytest.mark.parametrize("impl", IMPLS)
+def test_backward_direction_is_unroll_reverse(impl):
     cell, _, params, xs = _setup("gru_reset_after", seed=17)
     lengths = jnp.asarray(LENGTHS)
     (carry_f, carry_b), ys = lstm_jax.bidirectional(
-        cell, params, xs, seq_lengths=lengths, fused=fused
+        cell, params, xs, seq_lengths=lengths, impl=impl
     )
     uf = lstm_jax.unroll(cell, params[0], xs, seq_lengths=lengths)
     ub = lstm_jax.unroll(cell, params[1], xs, seq_lengths=lengths, reverse=True)
@@ -174,8 +163,8 @@ def test_backward_direction_is_unroll_reverse(fused):
     ref.assert_trees_close(ys, jnp.concatenate([uf[1], ub[1]], axis=-1))
 
 
-@pytest.mark.parametrize("fused", FUSED, ids=FUSED_IDS)
-def test_time_major_and_batch_dims(fused):
+@pytest.mark.parametrize("impl", IMPLS)
+def test_time_major_and_batch_dims(impl):
     cell, _, params, xs = _setup("lstm", seed=18, batch=(2, B))
     lengths = np.array([[5, 1, 0], [2, 4, 3]], np.int32)
     (cf, cb), ys = lstm_jax.bidirectional(
@@ -184,7 +173,7 @@ def test_time_major_and_batch_dims(fused):
         jnp.moveaxis(xs, -2, 0),
         seq_lengths=jnp.asarray(lengths),
         time_major=True,
-        fused=fused,
+        impl=impl,
     )
     (ref_f, ref_b), ref_ys = ref.ref_bidirectional(("lstm", "lstm"), params, xs, lengths)
     assert ys.shape == (T, 2, B, 2 * H)
@@ -193,11 +182,11 @@ def test_time_major_and_batch_dims(fused):
     ref.assert_carry_close(cb, ref_b)
 
 
-@pytest.mark.parametrize("fused", FUSED, ids=FUSED_IDS)
-def test_no_batch_dims(fused):
+@pytest.mark.parametrize("impl", IMPLS)
+def test_no_batch_dims(impl):
     cell, _, params, xs = _setup("cifg", seed=19, batch=())
     (cf, cb), ys = lstm_jax.bidirectional(
-        cell, params, xs, seq_lengths=jnp.asarray(3, jnp.int32), fused=fused
+        cell, params, xs, seq_lengths=jnp.asarray(3, jnp.int32), impl=impl
     )
     (ref_f, ref_b), ref_ys = ref.ref_bidirectional(("cifg", "cifg"), params, xs, np.array(3))
     assert ys.shape == (T, 2 * H)
@@ -206,20 +195,20 @@ def test_no_batch_dims(fused):
     ref.assert_carry_close(cb, ref_b)
 
 
-@pytest.mark.parametrize("fused", FUSED, ids=FUSED_IDS)
-def test_garbage_past_length_changes_nothing(fused):
+@pytest.mark.parametrize("impl", IMPLS)
+def test_garbage_past_length_changes_nothing(impl):
     cell, _, params, xs = _setup("lstm", seed=20)
     lengths = jnp.asarray(LENGTHS)
     dirty = ref.with_garbage(xs, LENGTHS, np.nan)
 
     def loss(params, xs):
         (cf, cb), ys = lstm_jax.bidirectional(
-            cell, params, xs, seq_lengths=lengths, fused=fused, merge="mul"
+            cell, params, xs, seq_lengths=lengths, impl=impl, merge="mul"
         )
         return jnp.sum(ys**2) + jnp.sum(cf.c) + jnp.sum(cb.h)
 
     run = lambda xs: lstm_jax.bidirectional(
-        cell, params, xs, seq_lengths=lengths, fused=fused, merge="mul"
+        cell, params, xs, seq_lengths=lengths, impl=impl, merge="mul"
     )
     ref.assert_trees_equal(run(dirty), run(xs))
     grad = jax.grad(loss, argnums=(0, 1))
@@ -228,8 +217,8 @@ def test_garbage_past_length_changes_nothing(fused):
     ref.assert_trees_equal(g_dirty, grad(params, xs))
 
 
-@pytest.mark.parametrize("fused", FUSED, ids=FUSED_IDS)
-def test_gradients(fused, x64):
+@pytest.mark.parametrize("impl", IMPLS)
+def test_gradients(impl, x64):
     from jax.test_util import check_grads
 
     cell = lstm_jax.gru(H, param_dtype=jnp.float64)
@@ -238,23 +227,22 @@ def test_gradients(fused, x64):
     lengths = jnp.asarray(LENGTHS)
 
     def run(params, xs):
-        return lstm_jax.bidirectional(cell, params, xs, seq_lengths=lengths, fused=fused)
+        return lstm_jax.bidirectional(cell, params, xs, seq_lengths=lengths, impl=impl)
 
     check_grads(run, (params, xs), order=1, modes=("rev",))
 
 
 def test_checkpointed_two_scans_match(x64):
-    """checkpoint_every (two scans only) leaves outputs and gradients unchanged."""
+    """Chunked checkpointing leaves outputs and gradients unchanged."""
     cell = lstm_jax.lstm(H, param_dtype=jnp.float64)
     params = (ref.random_params(cell, IN, seed=24), ref.random_params(cell, IN, seed=25))
     xs = ref.random_array((B, T, IN), seed=26, dtype=jnp.float64)
     lengths = jnp.asarray(LENGTHS)
 
-    def loss(params, checkpoint_every):
-        _, ys = lstm_jax.bidirectional(
-            cell, params, xs, seq_lengths=lengths, checkpoint_every=checkpoint_every
-        )
+    def loss(params, impl):
+        _, ys = lstm_jax.bidirectional(cell, params, xs, seq_lengths=lengths, impl=impl)
         return jnp.sum(jnp.sin(ys))
 
     value_and_grad = jax.value_and_grad(loss)
-    ref.assert_trees_close(value_and_grad(params, 2), value_and_grad(params, None), atol=1e-12)
+    chunked = value_and_grad(params, lstm_jax.Chunked(every=2))
+    ref.assert_trees_close(chunked, value_and_grad(params, "scan"), atol=1e-12)

@@ -4,7 +4,9 @@ One list, ``CASES``: adding a cell or a layer there covers it by
 
 * jit == eager (and == ``jax.disable_jit``, where the scan runs as a Python loop);
 * ``vmap`` of the unbatched call == the batched call (seq_lengths included);
-* ``grad`` under ``jit`` == eager ``grad``, finite, with NaN past every length.
+* ``grad`` under ``jit`` == eager ``grad``, finite, with NaN past every length;
+* forward mode: ``jax.jvp`` along a random direction == the directional derivative that
+  ``grad`` gives, with the default ``impl``.
 
 Each case maps ``(params, xs [*batch, time, input], seq_lengths [*batch])`` to a pytree of
 outputs; a cell's case runs one ``step`` and an ``unroll`` with lengths.
@@ -92,11 +94,10 @@ def _stack_case(label: str, net: lstm_jax.Stack, dropout_key: int | None = None)
 
 CASES = [
     *(_cell_case(name) for name in ref.CELL_NAMES),
-    _unroll_case("lstm", reverse=True, custom_vjp=False),
-    _unroll_case("peephole", reverse=True, hoist_projection=True, unroll=2),
-    _unroll_case("simple_tanh", checkpoint_every=2, time_major=False),
-    _bidirectional_case("lstm", fused=True),
-    _bidirectional_case("lstm", fused=False, merge="mean"),
+    _unroll_case("lstm", reverse=True, impl="scan"),
+    _unroll_case("peephole", reverse=True, impl=lstm_jax.Split(unroll=2, hoist=True)),
+    _unroll_case("simple_tanh", impl=lstm_jax.Chunked(every=2), time_major=False),
+    _bidirectional_case("lstm", merge="mean"),
     _bidirectional_case("gru_reset_after", backward="cifg", merge=lambda f, b: f * b + 1.0),
     _stack_case("lstm x2 uni residual", lstm_jax.stack(lstm_jax.lstm(H), 2, residual=True)),
     _stack_case(
@@ -172,6 +173,23 @@ def test_grad_under_jit_is_finite_and_equals_eager_grad(case):
     ref.assert_trees_close(jitted, eager, atol=1e-6, rtol=1e-5)
     clean_xs, _ = _inputs(2)
     ref.assert_trees_close(jitted_grad(params, clean_xs, lengths), jitted, atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_forward_mode_agrees_with_reverse_mode(case):
+    params = case.init(3)
+    xs, lengths = _inputs(3)
+    loss = _loss(case)
+    direction = jax.tree_util.tree_map(
+        lambda a, b: jnp.asarray(b, a.dtype), params, ref.random_params_like(params, seed=31)
+    )
+    _, tangent = jax.jvp(lambda p: loss(p, xs, lengths), (params,), (direction,))
+    grads = jax.grad(loss)(params, xs, lengths)
+    pairs = zip(
+        jax.tree_util.tree_leaves(grads), jax.tree_util.tree_leaves(direction), strict=True
+    )
+    expected = sum(jnp.vdot(g, d) for g, d in pairs)
+    np.testing.assert_allclose(float(tangent), float(expected), rtol=1e-4, atol=1e-5)
 
 
 def test_cells_are_static_arguments_of_jit_and_equal_cells_share_a_trace():

@@ -164,7 +164,7 @@ def test_unroll_initial_carry_wrong_shape(shape):
 
 
 def test_unroll_integer_initial_carry():
-    with pytest.raises(TypeError, match=r"unroll: initial_carry must be floating"):
+    with pytest.raises(TypeError, match=r"unroll: initial_carry must have the cell's carry dtype"):
         lstm_jax.unroll(GRU, GRU_PARAMS, XS, initial_carry=jnp.zeros((B, H), jnp.int32))
 
 
@@ -200,18 +200,26 @@ def test_unroll_not_a_cell():
         lstm_jax.unroll("lstm", LSTM_PARAMS, XS)
 
 
-@pytest.mark.parametrize("value", [0, -1, 1.5], ids=str)
-def test_unroll_bad_unroll(value):
-    with pytest.raises(ValueError, match=r"unroll: unroll must be a positive int or a bool"):
-        lstm_jax.unroll(LSTM, LSTM_PARAMS, XS, unroll=value)
+@pytest.mark.parametrize("impl", ["fast", "fused", 3, None], ids=str)
+def test_unroll_bad_impl(impl):
+    with pytest.raises((TypeError, ValueError), match=r"unroll: impl must be 'auto', one of"):
+        lstm_jax.unroll(LSTM, LSTM_PARAMS, XS, impl=impl)
 
 
-@pytest.mark.parametrize("value", [0, True, 2.0], ids=str)
-def test_unroll_bad_checkpoint_every(value):
-    with pytest.raises(
-        ValueError, match=r"unroll: checkpoint_every must be None or a positive int"
-    ):
-        lstm_jax.unroll(LSTM, LSTM_PARAMS, XS, checkpoint_every=value)
+@pytest.mark.parametrize(
+    ("make", "match"),
+    [
+        (lambda: lstm_jax.Scan(unroll=0), r"Scan: unroll must be a positive int"),
+        (lambda: lstm_jax.Split(unroll=True), r"Split: unroll must be a positive int"),
+        (lambda: lstm_jax.Split(hoist="yes"), r"Split: hoist must be a bool"),
+        (lambda: lstm_jax.Chunked(every=0), r"Chunked: every must be None or a positive int"),
+        (lambda: lstm_jax.Chunked(every=2.0), r"Chunked: every must be None or a positive int"),
+        (lambda: lstm_jax.Chunked(inner="chunked"), r"Chunked: inner must be 'scan' or 'split'"),
+    ],
+)
+def test_bad_impl_options(make, match):
+    with pytest.raises((TypeError, ValueError), match=match):
+        make()
 
 
 def test_checks_run_under_jit():
@@ -258,11 +266,6 @@ def test_bidirectional_input_sizes_disagree():
 def test_bidirectional_backward_cell_not_a_cell():
     with pytest.raises(TypeError, match=r"bidirectional: backward_cell must be an lstm_jax cell"):
         _bi(backward_cell="gru")
-
-
-def test_bidirectional_fused_needs_the_same_cell():
-    with pytest.raises(ValueError, match=r"bidirectional: fused=True needs the same cell"):
-        _bi(params=(LSTM_PARAMS, GRU_PARAMS), backward_cell=GRU, fused=True)
 
 
 def test_bidirectional_wrong_feature_size():

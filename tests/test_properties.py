@@ -46,14 +46,17 @@ def _unroll_grads(cell, params, xs, lengths, *, reverse=False):
     return jax.grad(loss, argnums=(0, 1))(params, xs)
 
 
-@functools.partial(jax.jit, static_argnames=("cell", "fused"))
-def _bidirectional(cell, params, xs, lengths, *, fused):
-    return lstm_jax.bidirectional(cell, params, xs, seq_lengths=lengths, fused=fused)
+@functools.partial(jax.jit, static_argnames=("cell", "impl"))
+def _bidirectional(cell, params, xs, lengths, *, impl):
+    return lstm_jax.bidirectional(cell, params, xs, seq_lengths=lengths, impl=impl)
 
 
-@functools.partial(jax.jit, static_argnames=("cell", "fused"))
-def _bidirectional_alone(cell, params, xs, *, fused):
-    return lstm_jax.bidirectional(cell, params, xs, fused=fused)
+@functools.partial(jax.jit, static_argnames=("cell", "impl"))
+def _bidirectional_alone(cell, params, xs, *, impl):
+    return lstm_jax.bidirectional(cell, params, xs, impl=impl)
+
+
+IMPLS = ["scan", "split", "chunked"]
 
 
 def _xs(seed):
@@ -75,11 +78,11 @@ def test_garbage_past_length_changes_nothing(name, lengths, seed, value, reverse
     ref.assert_trees_equal(g_dirty, _unroll_grads(cell, params, xs, n, reverse=reverse))
 
 
-@given(name=cell_names, lengths=lengths_in_range, seed=seeds, fused=st.booleans())
-def test_bidirectional_padded_batch_equals_each_sequence_alone(name, lengths, seed, fused):
+@given(name=cell_names, lengths=lengths_in_range, seed=seeds, impl=st.sampled_from(IMPLS))
+def test_bidirectional_padded_batch_equals_each_sequence_alone(name, lengths, seed, impl):
     cell, xs = CELLS[name], _xs(seed)
     params = (PARAMS[name], ref.random_params(cell, IN, seed=4))
-    (carry_f, carry_b), ys = _bidirectional(cell, params, xs, jnp.asarray(lengths), fused=fused)
+    (carry_f, carry_b), ys = _bidirectional(cell, params, xs, jnp.asarray(lengths), impl=impl)
     for b, length in enumerate(lengths):
         row = lambda tree, b=b: jax.tree_util.tree_map(lambda a: a[b], tree)
         if length == 0:
@@ -87,9 +90,7 @@ def test_bidirectional_padded_batch_equals_each_sequence_alone(name, lengths, se
             ref.assert_trees_equal(row(carry_b), cell.initial_carry())
             np.testing.assert_array_equal(np.asarray(ys[b]), 0.0)
             continue
-        (alone_f, alone_b), alone_ys = _bidirectional_alone(
-            cell, params, xs[b, :length], fused=fused
-        )
+        (alone_f, alone_b), alone_ys = _bidirectional_alone(cell, params, xs[b, :length], impl=impl)
         ref.assert_trees_close(ys[b, :length], alone_ys, atol=1e-5, rtol=1e-5)
         np.testing.assert_array_equal(np.asarray(ys[b, length:]), 0.0)
         ref.assert_trees_close(row(carry_f), alone_f, atol=1e-5, rtol=1e-5)
@@ -97,13 +98,13 @@ def test_bidirectional_padded_batch_equals_each_sequence_alone(name, lengths, se
 
 
 @given(name=cell_names, lengths=any_lengths, seed=seeds)
-def test_fused_and_two_scan_bidirectional_agree(name, lengths, seed):
+def test_scan_and_split_bidirectional_agree(name, lengths, seed):
     cell, xs = CELLS[name], _xs(seed)
     params = (PARAMS[name], ref.random_params(cell, IN, seed=5))
     n = jnp.asarray(lengths, jnp.int32)
     ref.assert_trees_close(
-        _bidirectional(cell, params, xs, n, fused=True),
-        _bidirectional(cell, params, xs, n, fused=False),
+        _bidirectional(cell, params, xs, n, impl="scan"),
+        _bidirectional(cell, params, xs, n, impl="split"),
         atol=1e-5,
         rtol=1e-5,
     )

@@ -208,10 +208,19 @@ def test_initial_carry_is_used(name):
     ref.assert_carry_close(carry, ref_carry)
 
 
-@pytest.mark.parametrize("hoist", [True, False], ids=["hoisted", "in_loop"])
-@pytest.mark.parametrize("unroll", [2, True], ids=str)  # unroll=1: every other test
+IMPLS = {
+    "scan": "scan",
+    "split": "split",
+    "scan_hoisted_unroll2": lstm_jax.Scan(unroll=2, hoist=True),
+    "split_hoisted_unroll2": lstm_jax.Split(unroll=2, hoist=True),
+    "chunked2": lstm_jax.Chunked(every=2),
+    "chunked2_scan": lstm_jax.Chunked(every=2, inner="scan"),
+}
+
+
+@pytest.mark.parametrize("impl", list(IMPLS.values()), ids=list(IMPLS))
 @pytest.mark.parametrize("name", ["lstm", "gru_reset_before"])
-def test_unroll_and_hoist_options_give_the_same_numbers(name, unroll, hoist):
+def test_every_impl_gives_the_reference_numbers(name, impl):
     cell, params, xs = _setup(name)
     c0 = ref.random_carry(cell, (B,), seed=8)
     for reverse in (False, True):
@@ -222,8 +231,7 @@ def test_unroll_and_hoist_options_give_the_same_numbers(name, unroll, hoist):
             seq_lengths=jnp.asarray(LENGTHS),
             initial_carry=c0,
             reverse=reverse,
-            unroll=unroll,
-            hoist_projection=hoist,
+            impl=impl,
         )
         ref_carry, ref_ys, _ = ref.ref_unroll(
             ref.kind_of(cell), params, xs, LENGTHS, ref.np_carry(c0), reverse=reverse
@@ -234,29 +242,21 @@ def test_unroll_and_hoist_options_give_the_same_numbers(name, unroll, hoist):
 
 @pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
 @pytest.mark.parametrize("name", ref.CELL_NAMES)
-def test_return_gates_match_reference(name, reverse):
+def test_gates_match_reference(name, reverse):
     cell, params, xs = _setup(name)
-    _carry, ys, gates = lstm_jax.unroll(
-        cell, params, xs, seq_lengths=jnp.asarray(LENGTHS), reverse=reverse, return_gates=True
-    )
-    _ref_carry, ref_ys, ref_gates = ref.ref_unroll(
+    gates = lstm_jax.gates(cell, params, xs, seq_lengths=jnp.asarray(LENGTHS), reverse=reverse)
+    _ref_carry, _ref_ys, ref_gates = ref.ref_unroll(
         ref.kind_of(cell), params, xs, LENGTHS, reverse=reverse
     )
-    ref.assert_close(ys, ref_ys)
     ref.assert_gates_close(gates, ref_gates)  # the reference gates are zero past each length
     for g in gates:
         assert g.shape == (B, T, H)
 
 
-def test_return_gates_time_major():
+def test_gates_time_major():
     cell, params, xs = _setup("lstm")
-    _, _ys, gates = lstm_jax.unroll(
-        cell,
-        params,
-        jnp.swapaxes(xs, 0, 1),
-        seq_lengths=jnp.asarray(LENGTHS),
-        time_major=True,
-        return_gates=True,
+    gates = lstm_jax.gates(
+        cell, params, jnp.swapaxes(xs, 0, 1), seq_lengths=jnp.asarray(LENGTHS), time_major=True
     )
     _, _, ref_gates = ref.ref_unroll("lstm", params, xs, LENGTHS)
     ref_gates = {k: np.swapaxes(v, 0, 1) for k, v in ref_gates.items()}
@@ -266,24 +266,33 @@ def test_return_gates_time_major():
 @pytest.mark.parametrize(
     "reverse", [pytest.param(False, marks=pytest.mark.slow), True], ids=["forward", "reverse"]
 )
-def test_plain_autodiff_gradients_both_modes(reverse, x64):
-    """custom_vjp=False: forward-mode (jvp) and reverse-mode through the masked scan."""
-    ref.check_unroll_grads("peephole", reverse=reverse, modes=("fwd", "rev"), custom_vjp=False)
+def test_scan_gradients_both_modes(reverse, x64):
+    """impl="scan": forward-mode (jvp) and reverse-mode through the masked scan."""
+    ref.check_unroll_grads("peephole", reverse=reverse, modes=("fwd", "rev"), impl="scan")
+
+
+@pytest.mark.parametrize("name", ["peephole", "gru_reset_after", "gru_reset_before"])
+def test_default_gradients_both_modes(name, x64):
+    """The default (the split derivative on CPU): forward and reverse mode against finite
+    differences, for cells whose step reads parameters of its own (peepholes, b_hn, W_hn)."""
+    ref.check_unroll_grads(name, reverse=True, modes=("fwd", "rev"))
 
 
 @pytest.mark.parametrize(
     "reverse", [pytest.param(False, marks=pytest.mark.slow), True], ids=["forward", "reverse"]
 )
-def test_custom_vjp_gradients_hoisted_projection(reverse, x64):
-    ref.check_unroll_grads("lstm", reverse=reverse, hoist_projection=True, unroll=2)
+def test_split_gradients_hoisted_projection(reverse, x64):
+    ref.check_unroll_grads(
+        "lstm", reverse=reverse, modes=("fwd", "rev"), impl=lstm_jax.Split(unroll=2, hoist=True)
+    )
 
 
 @pytest.mark.parametrize(
     "reverse", [False, pytest.param(True, marks=pytest.mark.slow)], ids=["forward", "reverse"]
 )
-def test_checkpointed_gradients(reverse, x64):
-    """checkpoint_every=2 over TIME=5 steps: chunks that do not divide the time axis."""
-    ref.check_unroll_grads("gru_reset_after", reverse=reverse, checkpoint_every=2)
+def test_chunked_gradients(reverse, x64):
+    """Chunks of 2 over TIME=5 steps: chunks that do not divide the time axis."""
+    ref.check_unroll_grads("gru_reset_after", reverse=reverse, impl=lstm_jax.Chunked(every=2))
 
 
 def _loss_and_grads(cell, params, xs, c0, lengths, **options):
@@ -300,68 +309,49 @@ GRAD_ATOL, GRAD_RTOL = 2e-5, 1e-4
 
 
 @pytest.mark.parametrize("name", ref.CELL_NAMES)
-def test_custom_vjp_matches_plain_autodiff(name):
-    """The cuDNN-style backward (where the cell allows it; the original-form GRU falls back to
-    autodiff) gives the gradients of plain autodiff of the scan, wrt params, xs and the initial
-    carry, both directions, with the projection hoisted (the in-loop form is checked against
-    finite differences in tests/cells)."""
+def test_split_matches_plain_autodiff(name):
+    """The split (cuDNN-style) derivative gives the gradients of plain autodiff of the scan,
+    wrt params, xs and the initial carry, both directions, with the projection hoisted (the
+    in-loop form is checked against finite differences in tests/cells)."""
     cell, params, xs = _setup(name, seed=20)
     c0 = ref.random_carry(cell, (B,), seed=21)
     lengths = jnp.asarray(LENGTHS)
     for reverse in (False, True):
-        plain = _loss_and_grads(
-            cell,
-            params,
-            xs,
-            c0,
-            lengths,
-            custom_vjp=False,
-            reverse=reverse,
-            hoist_projection=False,
-        )
+        plain = _loss_and_grads(cell, params, xs, c0, lengths, impl="scan", reverse=reverse)
         got = _loss_and_grads(
-            cell,
-            params,
-            xs,
-            c0,
-            lengths,
-            custom_vjp=True,
-            reverse=reverse,
-            hoist_projection=True,
+            cell, params, xs, c0, lengths, impl=lstm_jax.Split(hoist=True), reverse=reverse
         )
         ref.assert_trees_close(got, plain, atol=GRAD_ATOL, rtol=GRAD_RTOL)
 
 
 @pytest.mark.parametrize("name", ["lstm", pytest.param("gru_reset_before", marks=pytest.mark.slow)])
-def test_checkpointing_matches_plain_autodiff(name):
+def test_chunked_matches_plain_autodiff(name):
     cell, params, xs = _setup(name, seed=26)
     c0 = ref.random_carry(cell, (B,), seed=27)
     lengths = jnp.asarray(LENGTHS)
     for reverse in (False, True):
-        plain = _loss_and_grads(cell, params, xs, c0, lengths, custom_vjp=False, reverse=reverse)
+        plain = _loss_and_grads(cell, params, xs, c0, lengths, impl="scan", reverse=reverse)
         for chunk in (2, 5):
             got = _loss_and_grads(
-                cell, params, xs, c0, lengths, checkpoint_every=chunk, reverse=reverse
+                cell, params, xs, c0, lengths, impl=lstm_jax.Chunked(every=chunk), reverse=reverse
             )
             ref.assert_trees_close(got, plain, atol=GRAD_ATOL, rtol=GRAD_RTOL)
 
 
 @pytest.mark.parametrize("batch", [(), (2, B)], ids=["no_batch", "two_batch_dims"])
-def test_custom_vjp_with_any_batch_dims_and_time_major(batch):
+def test_split_with_any_batch_dims_and_time_major(batch):
     cell, params, xs = _setup("peephole", seed=22, batch=batch)
     c0 = ref.random_carry(cell, batch, seed=23)
     lengths = jnp.asarray(np.full(batch, 3, np.int32))
     for time_major in (False, True):
         x_in = jnp.moveaxis(xs, -2, 0) if time_major else xs
-        plain = _loss_and_grads(
-            cell, params, x_in, c0, lengths, custom_vjp=False, time_major=time_major
-        )
-        got = _loss_and_grads(cell, params, x_in, c0, lengths, time_major=time_major)
+        plain = _loss_and_grads(cell, params, x_in, c0, lengths, impl="scan", time_major=time_major)
+        got = _loss_and_grads(cell, params, x_in, c0, lengths, impl="split", time_major=time_major)
         ref.assert_trees_close(got, plain, atol=GRAD_ATOL, rtol=GRAD_RTOL)
 
 
-@pytest.mark.parametrize("chunk", [1, 2, 4, 5, 9])
-def test_checkpoint_every_gives_the_same_outputs(chunk):
+@pytest.mark.parametrize("chunk", [1, 2, 4, 5, 9, None])
+def test_chunked_gives_the_same_outputs(chunk):
     cell, params, xs = _setup("cifg", seed=24)
     c0 = ref.random_carry(cell, (B,), seed=25)
     for reverse in (False, True):
@@ -372,7 +362,7 @@ def test_checkpoint_every_gives_the_same_outputs(chunk):
             seq_lengths=jnp.asarray(LENGTHS),
             initial_carry=c0,
             reverse=reverse,
-            checkpoint_every=chunk,
+            impl=lstm_jax.Chunked(every=chunk),
         )
         ref_carry, ref_ys, _ = ref.ref_unroll(
             "cifg", params, xs, LENGTHS, ref.np_carry(c0), reverse=reverse

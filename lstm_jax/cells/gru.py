@@ -26,7 +26,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from lstm_jax import initializers
+from lstm_jax import _checks, initializers
 from lstm_jax.cells.base import Cell, dense, expand_to, register_cell
 from lstm_jax.typing import Array, Initializer
 
@@ -49,7 +49,7 @@ class GRUGates(NamedTuple):
 
 
 @register_cell
-class GRU(Cell):
+class GRUCell(Cell):
     """Gated recurrent unit; see the module docstring for both forms and the layout."""
 
     kernel_init: Initializer = initializers.glorot_uniform
@@ -57,12 +57,10 @@ class GRU(Cell):
     bias_init: Initializer = initializers.zeros
     reset_after: bool = True
     use_bias: bool = True
-    num_gates = 3
     name = "gru"
 
     def init(self, key: Array, input_size: int) -> GRUParams:
-        from lstm_jax import _checks
-
+        """Returns ``GRUParams(w_ih [input, 3H], w_hh [H, 3H], b [3H], b_hn [H])``."""
         _checks.check_input_size(self.name, input_size)
         k_ih, k_hh, k_b, k_bn = jax.random.split(key, 4)
         h, dt = self.hidden_size, self.param_dtype
@@ -72,50 +70,30 @@ class GRU(Cell):
         b_hn = self.bias_init(k_bn, (h,), dt) if self.use_bias and self.reset_after else None
         return GRUParams(w_ih, w_hh, b, b_hn)
 
-    def initial_carry(self, batch_shape: tuple[int, ...] | int = ()) -> Array:
-        """Zeros ``[*batch_shape, hidden]`` in the carry dtype."""
-        return self.zeros_state(batch_shape)
+    def recurrent_projection(self, params: GRUParams, h: Array) -> Array:
+        """``h @ w_hh``: all three blocks for reset_after; only ``r`` and ``z`` for the original
+        form, whose candidate matmul ``(r * h) @ W_hn`` depends on ``r`` (done in ``recur``)."""
+        w_hh = params.w_hh if self.reset_after else params.w_hh[:, : 2 * self.hidden_size]
+        return dense(h, w_hh, self.compute_dtype(params))
 
-    @property
-    def splits_recurrence(self) -> bool:  # type: ignore[override]
-        # The original form's second recurrent matmul, (r * h) @ W_hn, depends on r.
-        return self.reset_after
-
-    @property
-    def step_param_fields(self) -> tuple[str, ...]:  # type: ignore[override]
-        return ("b_hn",) if self.reset_after else ()
-
-    def recur_with_gates(
-        self, params: GRUParams, h: Array, xp: Array
-    ) -> tuple[Array, Array, GRUGates]:
-        if self.reset_after:
-            return self.recur_from_projections(params, h, xp, self.recurrent_projection(params, h))
-        cdt = self.compute_dtype(params)
-        hidden = self.hidden_size
-        x_r, x_z, x_n = jnp.split(xp, 3, axis=-1)
-        h_prev = h.astype(xp.dtype)
-        h_r, h_z = jnp.split(dense(h, params.w_hh[:, : 2 * hidden], cdt), 2, axis=-1)
-        r = jax.nn.sigmoid(x_r + h_r)
-        z = jax.nn.sigmoid(x_z + h_z)
-        n = jnp.tanh(x_n + dense(r * h_prev, params.w_hh[:, 2 * hidden :], cdt))
-        return self._update(params, h_prev, r, z, n)
-
-    def recur_from_projections(
+    def recur(
         self, params: GRUParams, h: Array, xp: Array, hh: Array
     ) -> tuple[Array, Array, GRUGates]:
-        """The reset_after form given ``hh = h @ w_hh`` (``b_hn`` is added here)."""
         x_r, x_z, x_n = jnp.split(xp, 3, axis=-1)
-        h_r, h_z, h_n = jnp.split(hh, 3, axis=-1)
-        if params.b_hn is not None:
-            h_n = h_n + expand_to(params.b_hn.astype(h_n.dtype), h_n.ndim)
-        r = jax.nn.sigmoid(x_r + h_r)
+        h_prev = h.astype(xp.dtype)
+        if self.reset_after:
+            h_r, h_z, h_n = jnp.split(hh, 3, axis=-1)
+            if params.b_hn is not None:
+                h_n = h_n + expand_to(params.b_hn.astype(h_n.dtype), h_n.ndim)
+            r = jax.nn.sigmoid(x_r + h_r)
+            n_rec = r * h_n
+        else:
+            h_r, h_z = jnp.split(hh, 2, axis=-1)
+            r = jax.nn.sigmoid(x_r + h_r)
+            w_hn = params.w_hh[:, 2 * self.hidden_size :]
+            n_rec = dense(r * h_prev, w_hn, self.compute_dtype(params))
         z = jax.nn.sigmoid(x_z + h_z)
-        n = jnp.tanh(x_n + r * h_n)
-        return self._update(params, h.astype(xp.dtype), r, z, n)
-
-    def _update(
-        self, params: GRUParams, h_prev: Array, r: Array, z: Array, n: Array
-    ) -> tuple[Array, Array, GRUGates]:
+        n = jnp.tanh(x_n + n_rec)
         h_new = (1.0 - z) * n + z * h_prev
         return (
             h_new.astype(self.resolved_carry_dtype()),
@@ -124,13 +102,5 @@ class GRU(Cell):
         )
 
 
-def gru(hidden_size: int, *, reset_after: bool = True, **config) -> GRU:
-    """A GRU cell.
-
-    Args:
-      hidden_size: width of ``h``.
-      reset_after: True for the cuDNN/PyTorch form, False for Cho et al.'s original form.
-      **config: ``dtype``, ``param_dtype``, ``carry_dtype``, ``kernel_init``,
-        ``recurrent_init``, ``bias_init``, ``use_bias``.
-    """
-    return GRU(hidden_size, reset_after=reset_after, **config)
+# The lower-case name for the constructor (its signature is the dataclass's).
+gru = GRUCell

@@ -29,7 +29,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from lstm_jax import initializers
+from lstm_jax import _checks, initializers
 from lstm_jax.cells.base import Cell, expand_to, register_cell
 from lstm_jax.typing import Array, Initializer
 
@@ -76,21 +76,15 @@ class _LSTMBase(Cell):
     bias_init: Initializer = initializers.zeros
     forget_bias: float = 1.0
     use_bias: bool = True
-    projections_add = True
 
     def initial_carry(self, batch_shape: tuple[int, ...] | int = ()) -> LSTMCarry:
         """Zeros: ``LSTMCarry(h, c)``, each ``[*batch_shape, hidden]`` in the carry dtype."""
         return LSTMCarry(h=self.zeros_state(batch_shape), c=self.zeros_state(batch_shape))
 
-    def carry_hidden(self, carry: LSTMCarry) -> Array:
-        return carry.h
-
     def _init_weights(self, key: Array, input_size: int) -> tuple[Array, Array, Array | None]:
-        from lstm_jax import _checks
-
         _checks.check_input_size(self.name, input_size)
         k_ih, k_hh, k_b = jax.random.split(key, 3)
-        h, n, dt = self.hidden_size, self.num_gates, self.param_dtype
+        h, n, dt = self.hidden_size, self.num_gates(), self.param_dtype
         w_ih = initializers.gate_blocks(self.kernel_init, k_ih, input_size, h, n, dt)
         w_hh = initializers.gate_blocks(self.recurrent_init, k_hh, h, h, n, dt)
         b = None
@@ -98,6 +92,9 @@ class _LSTMBase(Cell):
             b = self.bias_init(k_b, (n * h,), dt)
             b = b.at[self._forget_slice()].add(jnp.asarray(self._forget_offset(), dt))
         return w_ih, w_hh, b
+
+    def num_gates(self) -> int:
+        return 4
 
     def _forget_slice(self) -> slice:
         h = self.hidden_size
@@ -108,17 +105,16 @@ class _LSTMBase(Cell):
 
 
 @register_cell
-class LSTM(_LSTMBase):
+class LSTMCell(_LSTMBase):
     """The LSTM with a forget gate; see the module docstring for equations and layout."""
 
-    num_gates = 4
     name = "lstm"
 
     def init(self, key: Array, input_size: int) -> LSTMParams:
         """Returns ``LSTMParams(w_ih [input, 4H], w_hh [H, 4H], b [4H] or None)``."""
         return LSTMParams(*self._init_weights(key, input_size))
 
-    def recur_from_projections(
+    def recur(
         self, params: LSTMParams, carry: LSTMCarry, xp: Array, hh: Array
     ) -> tuple[LSTMCarry, Array, LSTMGates]:
         gates = xp + hh
@@ -132,11 +128,10 @@ class LSTM(_LSTMBase):
 
 
 @register_cell
-class PeepholeLSTM(_LSTMBase):
+class PeepholeLSTMCell(_LSTMBase):
     """LSTM with diagonal peephole connections (Gers & Schmidhuber 2000)."""
 
     peephole_init: Initializer = initializers.zeros
-    num_gates = 4
     name = "peephole_lstm"
 
     def init(self, key: Array, input_size: int) -> PeepholeLSTMParams:
@@ -154,9 +149,7 @@ class PeepholeLSTM(_LSTMBase):
             p_o=self.peephole_init(k_o, shape, dt),
         )
 
-    step_param_fields = ("p_i", "p_f", "p_o")
-
-    def recur_from_projections(
+    def recur(
         self, params: PeepholeLSTMParams, carry: LSTMCarry, xp: Array, hh: Array
     ) -> tuple[LSTMCarry, Array, LSTMGates]:
         gates = xp + hh
@@ -176,15 +169,17 @@ class PeepholeLSTM(_LSTMBase):
 
 
 @register_cell
-class CIFGLSTM(_LSTMBase):
+class CIFGLSTMCell(_LSTMBase):
     """LSTM with coupled input and forget gates: three blocks ``(i | g | o)``, ``f = 1 - i``."""
 
-    num_gates = 3
     name = "cifg_lstm"
 
     def init(self, key: Array, input_size: int) -> LSTMParams:
         """Returns ``LSTMParams(w_ih [input, 3H], w_hh [H, 3H], b [3H] or None)``."""
         return LSTMParams(*self._init_weights(key, input_size))
+
+    def num_gates(self) -> int:
+        return 3
 
     def _forget_slice(self) -> slice:
         return slice(0, self.hidden_size)  # the input gate: f = 1 - i
@@ -192,7 +187,7 @@ class CIFGLSTM(_LSTMBase):
     def _forget_offset(self) -> float:
         return -self.forget_bias
 
-    def recur_from_projections(
+    def recur(
         self, params: LSTMParams, carry: LSTMCarry, xp: Array, hh: Array
     ) -> tuple[LSTMCarry, Array, LSTMGates]:
         gates = xp + hh
@@ -206,23 +201,7 @@ class CIFGLSTM(_LSTMBase):
         return new, self.output(h, params), LSTMGates(i, f, g, o)
 
 
-def lstm(hidden_size: int, **config) -> LSTM:
-    """An LSTM cell with a forget gate.
-
-    Args:
-      hidden_size: width of ``h`` and ``c``.
-      **config: ``dtype`` (compute), ``param_dtype``, ``carry_dtype``, ``kernel_init``,
-        ``recurrent_init``, ``bias_init``, ``forget_bias`` (1.0), ``use_bias`` (True).
-    """
-    return LSTM(hidden_size, **config)
-
-
-def peephole_lstm(hidden_size: int, **config) -> PeepholeLSTM:
-    """A peephole LSTM cell (Gers & Schmidhuber 2000); ``peephole_init`` sets the diagonals'
-    initialiser (zeros by default); other options as for ``lstm``."""
-    return PeepholeLSTM(hidden_size, **config)
-
-
-def cifg_lstm(hidden_size: int, **config) -> CIFGLSTM:
-    """A coupled input-forget gate LSTM cell (``f = 1 - i``); options as for ``lstm``."""
-    return CIFGLSTM(hidden_size, **config)
+# Lower-case names for the constructors (their signature is the dataclass's).
+lstm = LSTMCell
+peephole_lstm = PeepholeLSTMCell
+cifg_lstm = CIFGLSTMCell

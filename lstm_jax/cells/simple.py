@@ -11,7 +11,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from lstm_jax import initializers
+from lstm_jax import _checks, initializers
 from lstm_jax.cells.base import Cell, register_cell
 from lstm_jax.typing import Array, Initializer
 
@@ -33,7 +33,7 @@ class SimpleRNNGates(NamedTuple):
 
 
 @register_cell
-class SimpleRNN(Cell):
+class SimpleRNNCell(Cell):
     """Elman RNN; ``activation`` is ``"tanh"`` or ``"relu"``."""
 
     activation: str = "tanh"
@@ -41,9 +41,7 @@ class SimpleRNN(Cell):
     recurrent_init: Initializer = initializers.orthogonal
     bias_init: Initializer = initializers.zeros
     use_bias: bool = True
-    num_gates = 1
     name = "simple_rnn"
-    projections_add = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -54,8 +52,6 @@ class SimpleRNN(Cell):
             )
 
     def init(self, key: Array, input_size: int) -> SimpleRNNParams:
-        from lstm_jax import _checks
-
         _checks.check_input_size(self.name, input_size)
         k_ih, k_hh, k_b = jax.random.split(key, 3)
         h, dt = self.hidden_size, self.param_dtype
@@ -64,11 +60,7 @@ class SimpleRNN(Cell):
         b = self.bias_init(k_b, (h,), dt) if self.use_bias else None
         return SimpleRNNParams(w_ih, w_hh, b)
 
-    def initial_carry(self, batch_shape: tuple[int, ...] | int = ()) -> Array:
-        """Zeros ``[*batch_shape, hidden]`` in the carry dtype."""
-        return self.zeros_state(batch_shape)
-
-    def recur_from_projections(
+    def recur(
         self, params: SimpleRNNParams, h: Array, xp: Array, hh: Array
     ) -> tuple[Array, Array, SimpleRNNGates]:
         a = xp + hh
@@ -80,7 +72,5 @@ class SimpleRNN(Cell):
         )
 
 
-def simple_rnn(hidden_size: int, *, activation: str = "tanh", **config) -> SimpleRNN:
-    """An Elman RNN cell with ``activation`` ``"tanh"`` or ``"relu"``; other options as for
-    ``lstm_jax.gru``."""
-    return SimpleRNN(hidden_size, activation=activation, **config)
+# The lower-case name for the constructor (its signature is the dataclass's).
+simple_rnn = SimpleRNNCell

@@ -29,11 +29,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from lstm_jax import _checks
-from lstm_jax.cells.base import Cell
-from lstm_jax.cells.gru import GRU, GRUParams, gru
-from lstm_jax.cells.lstm import LSTM, LSTMCarry, LSTMParams, lstm
-from lstm_jax.cells.simple import SimpleRNN, SimpleRNNParams, simple_rnn
-from lstm_jax.stack import Stack, stack
+from lstm_jax._stack import Stack, stack
+from lstm_jax.cells.base import Cell, check_params
+from lstm_jax.cells.gru import GRUCell as GRU
+from lstm_jax.cells.gru import GRUParams, gru
+from lstm_jax.cells.lstm import LSTMCarry, LSTMParams, lstm
+from lstm_jax.cells.lstm import LSTMCell as LSTM
+from lstm_jax.cells.simple import SimpleRNNCell as SimpleRNN
+from lstm_jax.cells.simple import SimpleRNNParams, simple_rnn
 from lstm_jax.typing import Array, PyTree
 
 # torch's module class name for each cell class that has a torch counterpart.
@@ -239,7 +242,7 @@ def _check_stack_params(model: Stack, params: PyTree, fn: str) -> None:
         else:
             entries = [(f"params[{k}]", p)]
         for name, q in entries:
-            _checks.check_params(cell, q, fn, name)
+            check_params(cell, q, fn, name)
             if k > 0 and cell.input_size(q) != model.layer_output_size(k - 1):
                 raise ValueError(
                     f"{fn}: {name} must take layer {k - 1}'s output of width "

@@ -17,11 +17,12 @@ import jax
 import jax.numpy as jnp
 
 from lstm_jax import _checks
-from lstm_jax.bidirectional import MERGE_MODES, bidirectional, merged_size
-from lstm_jax.cells.base import Cell
+from lstm_jax._bidirectional import MERGE_MODES, bidirectional, merged_size
+from lstm_jax._scan import time_mask
+from lstm_jax._unroll import unroll as unroll_fn
+from lstm_jax.cells.base import Cell, check_cell
+from lstm_jax.impl import Impl
 from lstm_jax.typing import Array, PyTree
-from lstm_jax.unroll import time_mask
-from lstm_jax.unroll import unroll as unroll_fn
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,11 +80,7 @@ class Stack:
         initial_carry: Sequence[PyTree] | None = None,
         dropout_key: Array | None = None,
         time_major: bool = False,
-        unroll: int | bool = 1,
-        hoist_projection: bool | None = None,
-        custom_vjp: bool = True,
-        checkpoint_every: int | None = None,
-        lanes: int = 1,
+        impl: str | Impl = "auto",
     ) -> tuple[tuple[PyTree, ...], Array]:
         """Runs the layers in turn.
 
@@ -93,8 +90,7 @@ class Stack:
           seq_lengths: integers ``[*batch]``, the semantics of ``unroll`` in every layer.
           initial_carry: one entry per layer, as ``initial_carry()`` returns; zeros when None.
           dropout_key: a PRNG key; dropout between layers is applied only when it is given.
-          time_major, unroll, hoist_projection, custom_vjp, checkpoint_every, lanes: as for
-            ``unroll``.
+          time_major, impl: as for ``unroll``.
 
         Returns:
           ``(final_carries, ys)``: one carry per layer (a pair if bidirectional) and the last
@@ -114,6 +110,9 @@ class Stack:
                 f"{fn}: initial_carry must be a sequence of {self.num_layers} per-layer carries, "
                 f"got {type(initial_carry).__name__}"
             )
+        _checks.check_bool(fn, "time_major", time_major)
+        if dropout_key is not None:
+            _checks.check_key(fn, "dropout_key", dropout_key)
         if dropout_key is not None and self.dropout > 0:
             drop_keys = list(jax.random.split(dropout_key, max(self.num_layers - 1, 1)))
         else:
@@ -123,14 +122,7 @@ class Stack:
         for layer, (cell, p) in enumerate(zip(self.cells, params, strict=True)):
             c0 = None if initial_carry is None else initial_carry[layer]
             options = dict(
-                seq_lengths=seq_lengths,
-                initial_carry=c0,
-                time_major=time_major,
-                unroll=unroll,
-                hoist_projection=hoist_projection,
-                custom_vjp=custom_vjp,
-                checkpoint_every=checkpoint_every,
-                lanes=lanes,
+                seq_lengths=seq_lengths, initial_carry=c0, time_major=time_major, impl=impl
             )
             if self.bidirectional:
                 carry, out = bidirectional(cell, p, h, merge=self.merge, **options)
@@ -198,7 +190,9 @@ def stack(
                 f"{fn}: cell must be one cell or {num_layers} cells (num_layers), got {len(cells)}"
             )
     for i, c in enumerate(cells):
-        _checks.check_cell(fn, c, f"cell[{i}]")
+        check_cell(fn, c, f"cell[{i}]")
+    _checks.check_bool(fn, "bidirectional", bidirectional)
+    _checks.check_bool(fn, "residual", residual)
     if not isinstance(dropout, int | float) or not 0.0 <= dropout < 1.0:
         raise ValueError(f"{fn}: dropout must be a rate in [0, 1), got {dropout!r}")
     if merge not in MERGE_MODES:

@@ -1,0 +1,239 @@
+"""The split recurrence: a cuDNN-style backward pass that JAX derives, with forward mode intact.
+
+Autodiff of ``lax.scan`` differentiates each step whole: inside the backward loop it computes,
+per step, the input gradient ``dxp @ W_ih^T`` and the weight gradients ``x^T dxp`` and
+``h^T dhh``, adding them into ``[input, gates]`` and ``[hidden, gates]`` accumulators that
+stream through memory at every step. Only the step's elementwise part and ``dh = dhh @ W_hh^T``
+truly recur; the rest can be three large matmuls over all ``time * batch`` rows::
+
+    dW_hh = H_prev^T dHH      dW_ih = X^T dXP      dX = dXP W_ih^T      db = sum(dXP)
+
+This module gets that backward from a custom *JVP* written so that the parameters' part of the
+tangent is computed outside the loop: ``dXP = jvp(project_inputs)`` over all steps at once and
+``dHH_params = jvp(recurrent_projection)(params)`` over the saved carries, then a tangent loop
+carries only ``dc`` through ``dh @ W_hh`` and the step's own JVP. That is what forward mode
+(``jax.jvp``, ``jax.jacfwd``) runs; reverse mode transposes it, which turns the outside matmuls
+into the weight-gradient matmuls above and the tangent loop into a backward loop holding only
+the recurrent part. Every parameter is differentiated by JAX itself: the fields the step reads
+(peepholes, a GRU's ``b_hn``, or a whole weight if a cell reads one in its step) are found by
+tracing ``recur``, never listed by hand, so none can be forgotten.
+
+The forward pass saves the carry before every step and ``xp`` and ``hh``, or only their sum
+when tracing shows that ``recur`` reads them only through ``xp + hh`` (the LSTM family, the
+Elman RNN), which halves that memory. The tangent loop runs under ``jax.checkpoint``: the
+backward pass recomputes the step's activations from what was saved instead of storing them.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from lstm_jax._scan import keep_where, zero_where_not
+from lstm_jax.cells.base import Cell
+from lstm_jax.typing import Array, PyTree
+
+SymbolicZero = jax.custom_derivatives.SymbolicZero
+
+
+def split_scan(
+    cell: Cell,
+    params: PyTree,
+    xs: Array,
+    carry: PyTree,
+    mask: Array | None,
+    *,
+    reverse: bool,
+    unroll: int = 1,
+    hoist: bool = False,
+) -> tuple[PyTree, Array]:
+    """Same contract as ``lstm_jax._scan.scan`` (without gates), with the split derivative.
+
+    Args:
+      xs: ``[time, *batch, input]``, zero where ``mask`` is False.
+      carry: the initial carry, leaves ``[*batch, hidden]``.
+      mask: ``[time, *batch]`` booleans or None.
+
+    Returns:
+      ``(final_carry, ys [time, *batch, hidden])``.
+    """
+    options = dict(reverse=reverse, unroll=unroll, hoist=hoist)
+
+    @jax.custom_jvp
+    def run(params, xs, carry, mask):
+        final, ys, _ = _forward(cell, params, xs, carry, mask, save=None, **options)
+        return final, ys
+
+    def run_jvp(primals, tangents):
+        params, xs, carry, mask = primals
+        d_params, d_xs, d_carry, _ = tangents
+        reads_sum, used = step_structure(cell, params, carry, xs)
+        final, ys, saved = _forward(cell, params, xs, carry, mask, save=reads_sum, **options)
+        d_final, d_ys = _tangent(
+            cell, params, xs, mask, saved, (d_params, d_xs, d_carry), used, reads_sum, options
+        )
+        return (final, ys), (d_final, d_ys)
+
+    run.defjvp(run_jvp, symbolic_zeros=True)
+    return run(params, xs, carry, mask)
+
+
+def _forward(cell, params, xs, carry, mask, *, save, reverse, unroll, hoist):
+    """The masked scan; with ``save`` not None it also returns, per step, the carry before the
+    step and ``xp + hh`` (``save`` True) or ``(xp, hh)`` (``save`` False)."""
+    xps = cell.project_inputs(params, xs) if hoist else None
+
+    def step(carry, inp):
+        x, xp_in, m = inp
+        xp = xp_in if hoist else cell.project_inputs(params, x)
+        hh = cell.recurrent_projection(params, carry)
+        new_carry, y = cell.recur(params, carry, xp, hh)[:2]
+        saved = None
+        if save is not None:
+            saved = (carry, xp + hh, None) if save else (carry, xp, hh)
+        return keep_where(m, new_carry, carry), (zero_where_not(m, y), saved)
+
+    inputs = (None if hoist else xs, xps, mask)
+    final, (ys, saved) = jax.lax.scan(step, carry, inputs, reverse=reverse, unroll=unroll)
+    return final, ys, saved
+
+
+def _tangent(cell, params, xs, mask, saved, tangents, used, reads_sum, options):
+    """The tangent of ``(final_carry, ys)``: parameter terms outside the loop, then a loop that
+    carries ``dc`` only."""
+    d_params, d_xs, d_carry = tangents
+    carries, xp_or_sum, hhs = saved
+    _, d_xp_all = jvp_nonzero(
+        lambda p, x: by_rows(lambda x: cell.project_inputs(p, x), x), (params, xs), (d_params, d_xs)
+    )
+    _, d_hh_all = jvp_nonzero(
+        lambda p: by_rows(lambda c: cell.recurrent_projection(p, c), carries),
+        (params,),
+        (d_params,),
+    )
+    # Only the parameter leaves that ``recur`` reads enter the loop, with their tangents.
+    p_leaves, p_def = jax.tree_util.tree_flatten(params)
+    d_leaves = p_def.flatten_up_to(d_params)
+    in_loop = [u and not isinstance(d, SymbolicZero) for u, d in zip(used, d_leaves, strict=True)]
+    loop_d = [d for d, k in zip(d_leaves, in_loop, strict=True) if k]
+    # The recurrent matmul reads every matrix through a transpose made outside the loop, so
+    # that the backward loop multiplies by a ready [gates, hidden] copy (x @ V.T transposes to
+    # ct @ V, a plain matmul; x @ W would become a matmul with a transposed operand per step).
+    transposed = [p.T if p.ndim == 2 else None for p in p_leaves]
+    rec_params = lambda tr: jax.tree_util.tree_unflatten(
+        p_def, [t.T if t is not None else p for p, t in zip(p_leaves, tr, strict=True)]
+    )
+
+    def core(loop_p, carry, xp, hh):
+        it = iter(loop_p)
+        leaves = [next(it) if k else p for p, k in zip(p_leaves, in_loop, strict=True)]
+        return cell.recur(jax.tree_util.tree_unflatten(p_def, leaves), carry, xp, hh)[:2]
+
+    if reads_sum and d_hh_all is not None:  # one [time, *batch, gates] input, one cotangent
+        d_xp_all = d_hh_all if d_xp_all is None else d_xp_all + d_hh_all
+        d_hh_all = None
+
+    def body(d_c, inp):
+        (c_prev, a, hh, d_xp, d_hh_par, m), tr = inp
+        _, d_hh = jax.jvp(lambda c: cell.recurrent_projection(rec_params(tr), c), (c_prev,), (d_c,))
+        if d_hh_par is not None:
+            d_hh = d_hh + d_hh_par
+        loop_p = [p for p, k in zip(p_leaves, in_loop, strict=True) if k]
+        if reads_sum:  # a = xp + hh; the step reads only that sum
+            d_a = d_hh if d_xp is None else d_xp + d_hh
+            primals, tans = (loop_p, c_prev, a, jnp.zeros_like(a)), (d_a, jnp.zeros_like(a))
+        else:
+            d_xp = jnp.zeros_like(a) if d_xp is None else d_xp
+            primals, tans = (loop_p, c_prev, a, hh), (d_xp, d_hh)
+        _, (d_new, d_y) = jax.jvp(core, primals, (loop_d, d_c, *tans))
+        return keep_where(m, d_new, d_c), zero_where_not(m, d_y)
+
+    d_c0 = jax.tree_util.tree_map(_instantiate, d_carry, carries)
+    inputs = (carries, xp_or_sum, hhs, d_xp_all, d_hh_all, mask)
+    return jax.lax.scan(
+        jax.checkpoint(lambda d_c, inp: body(d_c, (inp, transposed)), prevent_cse=False),
+        d_c0,
+        inputs,
+        reverse=options["reverse"],
+        unroll=options["unroll"],
+    )
+
+
+def by_rows(fn: Callable[[PyTree], Array], tree: PyTree) -> Array:
+    """``fn`` applied to ``tree``'s leaves ``[time, *batch, features]`` flattened to rows
+    ``[time * batch, features]``, the result reshaped back: 2-D matmuls, whose transposes
+    XLA:CPU runs without copying an operand into another layout."""
+    leaves = jax.tree_util.tree_leaves(tree)
+    lead = leaves[0].shape[:-1]
+    rows = jax.tree_util.tree_map(lambda a: a.reshape(-1, a.shape[-1]), tree)
+    out = fn(rows)
+    return out.reshape(*lead, out.shape[-1])
+
+
+def _instantiate(d: Any, like: Array) -> Array:
+    """A zero tangent for a carry leaf that JAX passed as a symbolic zero."""
+    if isinstance(d, SymbolicZero):
+        return jnp.zeros(like.shape[1:], like.dtype)
+    return d
+
+
+def jvp_nonzero(fn: Callable, primals: tuple, tangents: tuple) -> tuple[Any, Any]:
+    """``jax.jvp(fn, primals, tangents)`` over the leaves whose tangent is not a symbolic zero
+    (the others stay fixed); the tangent is None when every leaf's is zero."""
+    p_leaves, p_def = jax.tree_util.tree_flatten(primals)
+    t_leaves = p_def.flatten_up_to(tangents)
+    live = [not isinstance(t, SymbolicZero) for t in t_leaves]
+    if not any(live):
+        return None, None
+
+    def fn_of_live(*values):
+        it = iter(values)
+        leaves = [next(it) if k else p for p, k in zip(p_leaves, live, strict=True)]
+        return fn(*jax.tree_util.tree_unflatten(p_def, leaves))
+
+    pick = lambda xs: tuple(x for x, k in zip(xs, live, strict=True) if k)
+    return jax.jvp(fn_of_live, pick(p_leaves), pick(t_leaves))
+
+
+def step_structure(cell: Cell, params: PyTree, carry: PyTree, xs: Array) -> tuple[bool, tuple]:
+    """Traces one ``recur`` step and returns ``(reads_sum, used)``: whether it reads ``xp`` and
+    ``hh`` only through one ``xp + hh``, and for every parameter leaf whether it reads it."""
+    spec = lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype)
+    p_leaves, p_def = jax.tree_util.tree_flatten(params)
+    c_leaves, c_def = jax.tree_util.tree_flatten(carry)
+    x = jax.ShapeDtypeStruct(xs.shape[1:], xs.dtype)
+    xp = jax.eval_shape(cell.project_inputs, params, x)
+    hh = jax.eval_shape(cell.recurrent_projection, params, carry)
+    p_specs, c_specs = tuple(map(spec, p_leaves)), tuple(map(spec, c_leaves))
+    return _step_structure(cell, p_def, c_def, p_specs, c_specs, spec(xp), spec(hh))
+
+
+@functools.lru_cache(maxsize=512)
+def _step_structure(
+    cell: Cell, p_def: Any, c_def: Any, p_specs: tuple, c_specs: tuple, xp: Any, hh: Any
+) -> tuple[bool, tuple]:
+    def step(p_leaves, c_leaves, xp, hh):
+        params = jax.tree_util.tree_unflatten(p_def, p_leaves)
+        carry = jax.tree_util.tree_unflatten(c_def, c_leaves)
+        return cell.recur(params, carry, xp, hh)[:2]
+
+    jaxpr = jax.make_jaxpr(step)(list(p_specs), list(c_specs), xp, hh).jaxpr
+    read = {id(v) for eqn in jaxpr.eqns for v in eqn.invars}
+    read |= {id(v) for v in jaxpr.outvars}
+    p_vars = jaxpr.invars[: len(p_specs)]
+    xp_var, hh_var = jaxpr.invars[len(p_specs) + len(c_specs) :]
+    pair = {id(xp_var), id(hh_var)}
+    uses = [e for e in jaxpr.eqns if pair & {id(v) for v in e.invars}]
+    reads_sum = (
+        xp.shape == hh.shape
+        and xp.dtype == hh.dtype
+        and len(uses) == 1
+        and uses[0].primitive.name == "add"
+        and {id(v) for v in uses[0].invars} == pair
+        and not pair & {id(v) for v in jaxpr.outvars}
+    )
+    return reads_sum, tuple(id(v) in read for v in p_vars)

@@ -1,0 +1,165 @@
+"""How a recurrence runs: the ``impl`` setting of ``unroll``, ``bidirectional`` and ``stack``.
+
+What a call computes never depends on ``impl``; only its speed and memory do. Each
+implementation is a frozen dataclass with one method, ``run(cell, params, xs, carry, mask, *,
+reverse) -> (final_carry, ys)``, over validated time-major inputs (``lstm_jax._scan``), and is
+registered by name:
+
+* ``"scan"`` (``Scan``): one ``lax.scan``, differentiated by JAX as it is.
+* ``"split"`` (``Split``): the same forward pass with the cuDNN-style derivative of
+  ``lstm_jax._split``: the backward loop holds only the recurrent matmul and the step's
+  elementwise part; the weight gradients are large matmuls after it. Forward mode works too.
+* ``"chunked"`` (``Chunked(every=k)``): for very long sequences: chunks of ``k`` steps under
+  ``jax.checkpoint``, so training memory grows as ``time / k + k`` instead of ``time``
+  (``k = ceil(sqrt(time))`` by default), for one extra forward pass.
+
+``"auto"`` (the default) is resolved by ``resolve``, in this one place, from ``AUTO``: per
+backend, from measurements committed in ``benchmarks/results/``. A backend without a
+measurement gets ``"scan"``, the reference, never an implementation that was not measured there.
+
+A kernel is one more file: a frozen dataclass with ``run`` decorated with ``@register_impl``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Protocol
+
+import jax
+
+from lstm_jax import _checks
+from lstm_jax._scan import scan
+from lstm_jax._split import split_scan
+from lstm_jax.cells.base import Cell
+from lstm_jax.typing import Array, PyTree
+
+
+class Impl(Protocol):
+    """What an implementation provides (see the module docstring)."""
+
+    name: str
+
+    def run(
+        self,
+        cell: Cell,
+        params: PyTree,
+        xs: Array,
+        carry: PyTree,
+        mask: Array | None,
+        *,
+        reverse: bool,
+    ) -> tuple[PyTree, Array]: ...
+
+
+IMPLS: dict[str, Impl] = {}
+
+# The implementation "auto" picks per backend, with the measurement it rests on.
+# cpu: benchmarks/results/2026-11-25-cpu-final.md (split vs scan, training step f+b: LSTM
+# B32 T128 I128 H256 1.56x, GRU B1 T512 2.98x; forward identical) and the re-measurement of this
+# JVP-based split in benchmarks/results/2026-12-01-cpu-impl.md.
+AUTO: dict[str, str] = {"cpu": "split"}
+
+
+def register_impl(cls: type) -> type:
+    """Makes ``cls`` a frozen dataclass, a static pytree, and registers its default instance
+    under ``cls.name`` so that ``impl="<name>"`` finds it."""
+    cls = dataclasses.dataclass(frozen=True)(cls)
+    jax.tree_util.register_static(cls)
+    IMPLS[cls.name] = cls()
+    return cls
+
+
+def check_impl(fn: str, impl: Any, name: str = "impl") -> None:
+    """``impl`` must be ``"auto"``, a registered name or an implementation instance."""
+    if isinstance(impl, str):
+        if impl != "auto" and impl not in IMPLS:
+            raise ValueError(
+                f"{fn}: {name} must be 'auto', one of {sorted(IMPLS)} or an implementation "
+                f"(lstm_jax.Split(), ...), got {impl!r}"
+            )
+        return
+    if not isinstance(impl, tuple(type(v) for v in IMPLS.values())):
+        raise TypeError(
+            f"{fn}: {name} must be 'auto', one of {sorted(IMPLS)} or an implementation "
+            f"(lstm_jax.Split(), ...), got {type(impl).__name__}"
+        )
+
+
+def resolve(impl: str | Impl, backend: str | None = None) -> Impl:
+    """The implementation that ``impl`` names; ``"auto"`` looks up ``AUTO`` for ``backend``
+    (the default backend when None) and falls back to ``"scan"``."""
+    if not isinstance(impl, str):
+        return impl
+    if impl == "auto":
+        impl = AUTO.get(backend or jax.default_backend(), "scan")
+    return IMPLS[impl]
+
+
+def _check_unroll(owner: str, unroll: Any) -> None:
+    if isinstance(unroll, bool) or not isinstance(unroll, int) or unroll < 1:
+        raise ValueError(f"{owner}: unroll must be a positive int, got {unroll!r}")
+
+
+@register_impl
+class Scan:
+    """One ``lax.scan``; ``unroll`` is passed to it, ``hoist`` projects every step's input in
+    one matmul before the loop (slower on XLA:CPU, measured 1.6-2.6x)."""
+
+    unroll: int = 1
+    hoist: bool = False
+    name = "scan"
+
+    def __post_init__(self) -> None:
+        _check_unroll("Scan", self.unroll)
+        _checks.check_bool("Scan", "hoist", self.hoist)
+
+    def run(self, cell, params, xs, carry, mask, *, reverse):
+        carry, ys, _ = scan(
+            cell, params, xs, carry, mask, reverse=reverse, unroll=self.unroll, hoist=self.hoist
+        )
+        return carry, ys
+
+
+@register_impl
+class Split:
+    """The scan with the split (cuDNN-style) derivative; options as for ``Scan``."""
+
+    unroll: int = 1
+    hoist: bool = False
+    name = "split"
+
+    def __post_init__(self) -> None:
+        _check_unroll("Split", self.unroll)
+        _checks.check_bool("Split", "hoist", self.hoist)
+
+    def run(self, cell, params, xs, carry, mask, *, reverse):
+        return split_scan(
+            cell, params, xs, carry, mask, reverse=reverse, unroll=self.unroll, hoist=self.hoist
+        )
+
+
+@register_impl
+class Chunked:
+    """Checkpointed chunks of ``every`` steps (None: ``ceil(sqrt(time))``), each run by
+    ``inner`` (an implementation's name or instance)."""
+
+    every: int | None = None
+    inner: Any = "split"
+    name = "chunked"
+
+    def __post_init__(self) -> None:
+        if self.every is not None and (
+            isinstance(self.every, bool) or not isinstance(self.every, int) or self.every < 1
+        ):
+            raise ValueError(f"Chunked: every must be None or a positive int, got {self.every!r}")
+        if self.inner in ("chunked", "auto") or isinstance(self.inner, type(self)):
+            raise ValueError(f"Chunked: inner must be 'scan' or 'split', got {self.inner!r}")
+        check_impl("Chunked", self.inner, "inner")
+
+    def run(self, cell, params, xs, carry, mask, *, reverse):
+        from lstm_jax._chunked import chunked_scan
+
+        every = self.every or max(1, math.ceil(math.sqrt(xs.shape[0])))
+        inner = IMPLS[self.inner] if isinstance(self.inner, str) else self.inner
+        return chunked_scan(inner, cell, params, xs, carry, mask, every=every, reverse=reverse)
