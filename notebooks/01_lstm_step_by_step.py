@@ -37,8 +37,8 @@
 # 2. trains a small LSTM on **real text** (Python's own help pages, shipped with the standard
 #    library) to answer, at every character, "am I inside parentheses?", a question whose
 #    answer must be *remembered* from the opening `(`;
-# 3. looks inside it with `lstm_jax.unroll(..., return_gates=True)`: each gate's activation
-#    over time and the cell state that carries the answer;
+# 3. looks inside it with `lstm_jax.gates(...)`: each gate's activation over time and the cell
+#    state that carries the answer;
 # 4. does the same for a plain (Elman) RNN and measures, with gradients, why it forgets.
 #
 # Run it as a notebook (`jupytext --to notebook notebooks/01_lstm_step_by_step.py`, or open the
@@ -71,13 +71,13 @@ print(f"QUICK={QUICK}: windows of {SEQ_LEN} chars, hidden {HIDDEN}, {STEPS} step
 # %% [markdown]
 # ## One step by hand
 #
-# `lstm_jax.lstm(hidden)` describes a cell; `cell.init(key, input_size)` makes its parameters, a
-# NamedTuple laid out like PyTorch's (gates in the order `i, f, g, o`) but stored for `x @ W`:
-# `w_ih: [input, 4*hidden]`, `w_hh: [hidden, 4*hidden]`, `b: [4*hidden]`. The carry is
-# `LSTMCarry(h, c)`.
+# `lstm_jax.LSTMCell(hidden)` (also called `lstm_jax.lstm`) describes a cell;
+# `cell.init(key, input_size)` makes its parameters, a NamedTuple laid out like PyTorch's (gates
+# in the order `i, f, g, o`) but stored for `x @ W`: `w_ih: [input, 4*hidden]`,
+# `w_hh: [hidden, 4*hidden]`, `b: [4*hidden]`. The carry is `LSTMCarry(h, c)`.
 
 # %%
-cell = lstm_jax.lstm(3)
+cell = lstm_jax.LSTMCell(3)
 params = cell.init(jax.random.key(0), 2)
 print({name: None if p is None else p.shape for name, p in params._asdict().items()})
 
@@ -178,8 +178,8 @@ print("".join("^" if v else " " for v in example["labels"][0]))
 # %% [markdown]
 # ## The model
 #
-# One-hot characters, one recurrent layer (`lstm_jax.unroll` runs the cell over time with a
-# single `jax.lax.scan`), and a linear read-out giving the logit of "inside" at every step.
+# One-hot characters, one recurrent layer (`lstm_jax.unroll` runs the cell over time as one
+# `jax.lax.scan` loop), and a linear read-out giving the logit of "inside" at every step.
 # The same code trains an LSTM and a plain RNN; only the cell changes.
 
 # %%
@@ -194,17 +194,16 @@ def init_model(key, cell):
     }
 
 
-def logits_from_inputs(cell, params, xs, **unroll_options):
-    """``xs: [*batch, time, vocab]`` float -> (logits ``[*batch, time]``, unroll's extras)."""
-    _, ys, *extra = lstm_jax.unroll(cell, params["rnn"], xs, **unroll_options)
-    logits = (ys @ params["w_out"])[..., 0] + params["b_out"][0]
-    return logits, extra
+def logits_from_inputs(cell, params, xs):
+    """``xs: [*batch, time, vocab]`` float -> logits ``[*batch, time]``."""
+    _, ys = lstm_jax.unroll(cell, params["rnn"], xs)
+    return (ys @ params["w_out"])[..., 0] + params["b_out"][0]
 
 
 def loss_fn(cell, params, batch, key):
     del key  # no dropout here
     xs = jax.nn.one_hot(batch["ids"], VOCAB)
-    logits, _ = logits_from_inputs(cell, params, xs)
+    logits = logits_from_inputs(cell, params, xs)
     labels = jnp.asarray(batch["labels"])
     loss = jnp.mean(jnp.logaddexp(0.0, logits) - labels * logits)  # sigmoid cross-entropy
     accuracy = jnp.mean(((logits > 0) == (labels > 0.5)).astype(jnp.float32))
@@ -228,16 +227,16 @@ def train_model(cell, seed=0, steps=STEPS, lr=1e-2):
     return state.params, history
 
 
-lstm_cell = lstm_jax.lstm(HIDDEN)
+lstm_cell = lstm_jax.LSTMCell(HIDDEN)
 lstm_params, lstm_history = train_model(lstm_cell)
 
 # %% [markdown]
-# ## Looking inside: `return_gates=True`
+# ## Looking inside: `lstm_jax.gates`
 #
-# `lstm_jax.unroll(cell, params, xs, return_gates=True)` returns a third value: the gate
-# activations of every step, an `LSTMGates(i, f, g, o)` NamedTuple whose fields have the shape
-# of the outputs, `[*batch, time, hidden]` (zero past each row's `seq_lengths`). Every cell has
-# one: `GRUGates(r, z, n)`, `SimpleRNNGates(a)` (the pre-activation).
+# `lstm_jax.gates(cell, params, xs)` takes the arguments of `unroll` and returns the gate
+# activations of every step of that same run, an `LSTMGates(i, f, g, o)` NamedTuple whose fields
+# have the shape of the outputs, `[*batch, time, hidden]` (zero past each row's `seq_lengths`).
+# Every cell has one: `GRUGates(r, z, n)`, `SimpleRNNGates(a)` (the pre-activation).
 #
 # The cell state is not an output of `unroll`, but it follows from the gates:
 # `c(t) = f(t) * c(t-1) + i(t) * g(t)`, a linear recurrence that `jax.lax.associative_scan`
@@ -248,7 +247,8 @@ passage_start = int(opens[np.argmax(np.asarray(lengths) > SEQ_LEN // 2)]) - 10
 passage = ids[passage_start : passage_start + SEQ_LEN]
 passage_text = "".join(chars[k] for k in passage)
 xs = jax.nn.one_hot(passage, VOCAB)
-logits, (gates,) = logits_from_inputs(lstm_cell, lstm_params, xs, return_gates=True)
+logits = logits_from_inputs(lstm_cell, lstm_params, xs)
+gates = lstm_jax.gates(lstm_cell, lstm_params["rnn"], xs)
 print({name: g.shape for name, g in gates._asdict().items()})
 
 i_t, f_t, g_t, o_t = (np.asarray(a) for a in gates)
@@ -318,7 +318,7 @@ plt.show()
 # same batches.
 
 # %%
-rnn_cell = lstm_jax.simple_rnn(HIDDEN)
+rnn_cell = lstm_jax.SimpleRNNCell(HIDDEN)
 rnn_params, rnn_history = train_model(rnn_cell)
 
 fig, ax = plt.subplots(figsize=(8, 3))
@@ -338,7 +338,7 @@ plt.show()
 
 def accuracy_by_distance(cell, params, num_batches=4 if QUICK else 40):
     rng = np.random.default_rng(123)  # held-out windows, the same for both models
-    predict = jax.jit(lambda p, ids: logits_from_inputs(cell, p, jax.nn.one_hot(ids, VOCAB))[0])
+    predict = jax.jit(lambda p, ids: logits_from_inputs(cell, p, jax.nn.one_hot(ids, VOCAB)))
     bins = np.array([0, 5, 10, 20, 40, 80, 1000])
     correct, total = np.zeros(len(bins) - 1), np.zeros(len(bins) - 1)
     for _ in range(num_batches):
@@ -391,8 +391,7 @@ def input_gradient_norms(cell, params, ids):
     """``||d logit(T) / d x(t)||`` for every t, averaged over the rows of ``ids [batch, time]``."""
 
     def last_logit(xs):
-        logits, _ = logits_from_inputs(cell, params, xs)
-        return logits[-1]
+        return logits_from_inputs(cell, params, xs)[-1]
 
     grads = jax.vmap(jax.grad(last_logit))(jax.nn.one_hot(ids, VOCAB))  # [batch, time, vocab]
     return np.asarray(jnp.linalg.norm(grads, axis=-1).mean(axis=0))
