@@ -1,13 +1,14 @@
-"""Training memory for very long sequences, with and without ``checkpoint_every``.
+"""Training memory for very long sequences: ``impl="auto"`` against ``impl=Chunked(every=k)``.
 
 For an LSTM (batch 1, input 16, hidden 64) and ``time`` from 1,000 to 100,000, compiles the
 gradient of ``sum(ys)`` and reads XLA's own estimate of its temporary buffers
 (``compiled.memory_analysis().temp_size_in_bytes``); nothing is run, so it takes seconds.
-Without checkpointing the custom VJP keeps every step's carry and ``xp + hh``, ``O(time)``;
-with ``checkpoint_every=round(sqrt(time))`` only the carries between chunks and one chunk's
-activations are kept, ``O(sqrt(time))``, plus copies of the inputs and their gradient
-(``O(time * input)``, the size of the data). Here ``ys`` only feeds a sum, so XLA fuses it away;
-a loss that keeps ``ys`` adds ``4 * batch * time * hidden`` bytes to both.
+Without checkpointing the split derivative (``"auto"`` on CPU) keeps every step's carry and
+``xp + hh``, ``O(time)``; with ``lstm_jax.Chunked(every=round(sqrt(time)))`` only the carries
+between chunks and one chunk's activations are kept, ``O(sqrt(time))``, plus copies of the
+inputs and their gradient (``O(time * input)``, the size of the data). Here ``ys`` only feeds a
+sum, so XLA fuses it away; a loss that keeps ``ys`` adds ``4 * batch * time * hidden`` bytes to
+both.
 
     python -m benchmarks.long_sequence [--out benchmarks/results]
 """
@@ -29,13 +30,16 @@ TIMES = (1_000, 10_000, 100_000)
 BATCH, INPUT, HIDDEN = 1, 16, 64
 
 
-def temp_bytes(num_steps: int, checkpoint_every: int | None) -> int:
-    cell = lstm_jax.lstm(HIDDEN)
+def temp_bytes(num_steps: int, every: int | None) -> int:
+    """XLA's temporary bytes for the gradient over ``num_steps`` steps, chunks of ``every``
+    steps (None: no chunks, ``impl="auto"``)."""
+    cell = lstm_jax.LSTMCell(HIDDEN)
+    impl = "auto" if every is None else lstm_jax.Chunked(every=every)
     params = jax.eval_shape(lambda k: cell.init(k, INPUT), jax.random.key(0))
     xs = jax.ShapeDtypeStruct((BATCH, num_steps, INPUT), jnp.float32)
 
     def loss(params, xs):
-        _, ys = lstm_jax.unroll(cell, params, xs, checkpoint_every=checkpoint_every)
+        _, ys = lstm_jax.unroll(cell, params, xs, impl=impl)
         return jnp.sum(ys)
 
     compiled = jax.jit(jax.grad(loss, argnums=(0, 1))).lower(params, xs).compile()
@@ -54,14 +58,14 @@ def main(argv: list[str] | None = None) -> list[dict]:
         rows.append(
             dict(
                 time=num_steps,
-                checkpoint_every=chunk,
+                every=chunk,
                 plain_mib=plain / 2**20,
                 checkpointed_mib=chunked / 2**20,
                 ratio=plain / chunked,
             )
         )
         print(
-            f"time {num_steps:>7}: plain {plain / 2**20:8.1f} MiB, checkpoint_every={chunk}: "
+            f"time {num_steps:>7}: plain {plain / 2**20:8.1f} MiB, Chunked(every={chunk}): "
             f"{chunked / 2**20:7.1f} MiB ({plain / chunked:.0f}x less)"
         )
     out = pathlib.Path(args.out)

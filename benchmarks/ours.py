@@ -1,14 +1,16 @@
 """Our contenders: ``lstm_jax.unroll`` (LSTM, GRU) and ``lstm_jax.bidirectional`` (BiLSTM).
 
-The default contender ("ours") calls them with the library's defaults. ``--variants`` adds one
-row per non-default value of one option at a time, the others left at their defaults, to
-support the choices the library makes for the user:
+The default contender ("ours") calls them with the library's defaults (``impl="auto"``).
+``--variants`` adds one row per other implementation named, the results unchanged, to support
+the choice ``"auto"`` makes for the user (``lstm_jax/impl.py``'s ``AUTO``):
 
-* ``hoist``:  ``hoist_projection`` True/False (the input projection outside or inside the loop);
-* ``unroll``: ``unroll`` in 1, 2, 4, 8 (``jax.lax.scan``'s unrolling);
-* ``fused``:  ``fused`` True/False for BiLSTM (one scan over stacked weights, or two scans);
-* ``vjp``:    ``custom_vjp`` True/False (the cuDNN-style backward, or autodiff of the scan);
-* ``lanes``:  ``lanes`` in 1, 2, 4 (batch rows split into independent chains per step).
+* ``scan``:    ``impl="scan"``, one ``lax.scan`` differentiated by JAX;
+* ``split``:   ``impl="split"``, the split (cuDNN-style) derivative;
+* ``chunked``: ``impl="chunked"``, checkpointed chunks of ``ceil(sqrt(time))`` steps;
+* ``hoist``:   ``impl=lstm_jax.Split(hoist=True)``, the input projection of every step in one
+  matmul before the loop.
+
+A variant equal to what ``"auto"`` resolves to on this backend is skipped: it is "ours".
 """
 
 from __future__ import annotations
@@ -21,53 +23,56 @@ import numpy as np
 import lstm_jax
 from benchmarks.contender import Contender, jax_contender
 from benchmarks.workloads import Workload
-from lstm_jax.bidirectional import FUSED_MAX_BATCH
-from lstm_jax.unroll import default_hoist_projection
+from lstm_jax import impl as impl_registry
 
-VARIANT_KINDS = ("hoist", "unroll", "fused", "vjp", "lanes")
-UNROLLS = (1, 2, 4, 8)
-LANES = (1, 2, 4)
+VARIANT_KINDS = ("scan", "split", "chunked", "hoist")
+
+
+def variant_impl(kind: str) -> Any:
+    """The ``impl`` value of a variant kind."""
+    if kind == "hoist":
+        return lstm_jax.Split(hoist=True)
+    return kind
 
 
 def resolved_defaults(workload: Workload) -> dict[str, Any]:
-    """The options the library's defaults resolve to for this workload on this backend."""
-    out: dict[str, Any] = {
-        "hoist_projection": default_hoist_projection(),
-        "unroll": 1,
-        "custom_vjp": True,
-        "lanes": 1,
-    }
-    if workload.model == "bilstm":
-        out["fused"] = workload.size.batch <= FUSED_MAX_BATCH
-    return out
+    """What the library's defaults resolve to on this backend (the same for every workload)."""
+    del workload
+    return {"impl": repr(impl_registry.resolve("auto"))}
 
 
 def variant_options(workload: Workload, kinds: tuple[str, ...]) -> list[dict[str, Any]]:
-    """One options dict per non-default value of each option named in ``kinds``."""
+    """One options dict (``{"impl": ...}``) per kind in ``kinds``, in ``VARIANT_KINDS``
+    order, leaving out the one ``"auto"`` resolves to."""
     unknown = set(kinds) - set(VARIANT_KINDS)
     if unknown:
         raise ValueError(f"variants must be among {VARIANT_KINDS}, got {sorted(unknown)}")
-    defaults = resolved_defaults(workload)
-    choices = {
-        "hoist": ("hoist_projection", (True, False)),
-        "unroll": ("unroll", UNROLLS),
-        "fused": ("fused", (True, False)),
-        "vjp": ("custom_vjp", (True, False)),
-        "lanes": ("lanes", LANES),
-    }
+    default = impl_registry.resolve("auto")
     out = []
     for kind in VARIANT_KINDS:
-        name, values = choices[kind]
-        if kind not in kinds or name not in defaults:
-            continue
-        out.extend({name: v} for v in values if v != defaults[name])
+        if kind in kinds and impl_registry.resolve(variant_impl(kind)) != default:
+            out.append({"impl": variant_impl(kind)})
     return out
 
 
 def variant_name(options: dict[str, Any]) -> str:
     if not options:
         return "ours"
-    return "ours[" + ",".join(f"{k}={v}" for k, v in options.items()) + "]"
+    return "ours[" + ",".join(f"{k}={_label(v)}" for k, v in options.items()) + "]"
+
+
+def _label(value: Any) -> str:
+    """``"scan"`` -> ``scan``; ``Split(unroll=1, hoist=True)`` -> ``Split(hoist=True)``: only
+    the fields that differ from the implementation's defaults."""
+    if isinstance(value, str) or not hasattr(value, "__dataclass_fields__"):
+        return str(value)
+    default = type(value)()
+    fields = [
+        f"{f}={getattr(value, f)!r}"
+        for f in value.__dataclass_fields__
+        if getattr(value, f) != getattr(default, f)
+    ]
+    return f"{type(value).__name__}({', '.join(fields)})"
 
 
 def ours_contender(workload: Workload, options: dict[str, Any] | None = None) -> Contender:
@@ -91,7 +96,7 @@ def ours_contender(workload: Workload, options: dict[str, Any] | None = None) ->
     return jax_contender(
         variant_name(options),
         "lstm_jax",
-        options,
+        {k: _label(v) for k, v in options.items()},
         forward,
         workload.params,
         jax.numpy.asarray(workload.xs),

@@ -133,35 +133,6 @@ def _variant_table(rows: list[dict[str, Any]]) -> list[str]:
     return _table(header, body) if body else []
 
 
-def _sweep_table(rows: list[dict[str, Any]]) -> list[str]:
-    header = ["batch", "size", "mode", "fused ms", "two-scan ms", "fused/two-scan", "(min)"]
-    header += ["two-scan autodiff ms", "fused/two-scan autodiff"]
-    body = []
-    for row in rows:
-        cs = row["contenders"]
-        fused = cs.get("ours[fused=True]", {})
-        split = cs.get("ours[fused=False]", {})
-        plain = cs.get("ours[fused=False,custom_vjp=False]", {})
-
-        def ratio(a: dict, b: dict, key: str = "median_ms") -> float | None:
-            return a[key] / b[key] if a.get(key) and b.get(key) else None
-
-        body.append(
-            [
-                str(row["size"]["batch"]),
-                row["size_label"],
-                row["mode"],
-                _ms(fused.get("median_ms")),
-                _ms(split.get("median_ms")),
-                f"**{_ratio(ratio(fused, split))}**",
-                _ratio(ratio(fused, split, "min_ms")),
-                _ms(plain.get("median_ms")),
-                _ratio(ratio(fused, plain)),
-            ]
-        )
-    return _table(header, body)
-
-
 def _torch_gflops(ceiling: dict[str, Any]) -> float:
     values = [ceiling.get(k, {}).get("torch_gflops") for k in ("start", "end")]
     return max((v for v in values if v), default=math.nan)
@@ -218,24 +189,11 @@ def markdown(results: dict[str, Any]) -> str:
         lines += [
             "## Variants of ours",
             "",
-            "One option changed at a time from the defaults; variant/ours below 1 means the "
-            "variant is faster. Defaults per row: "
-            + "; ".join(sorted({f"{r['model']} {r['size_label']}: {r['defaults']}" for r in rows})),
+            'Another `impl` than the default (`impl="auto"`); the results are the same, '
+            "variant/ours below 1 means the variant is faster. `auto` resolves to: "
+            + "; ".join(sorted({str(r["defaults"]) for r in rows})),
             "",
             *variants,
-            "",
-        ]
-    sweep = results.get("fused_sweep") or []
-    if sweep:
-        lines += [
-            "## Fused vs two-scan bidirectional LSTM by batch size",
-            "",
-            "fused/two-scan below 1 means the fused scan is faster. The fused scan is "
-            "differentiated by autodiff; two-scan uses the custom VJP by default, so the "
-            "autodiff two-scan column separates fusion from the backward pass. "
-            f"The library fuses when batch <= {results.get('fused_max_batch')}.",
-            "",
-            *_sweep_table(sweep),
             "",
         ]
     worst = results.get("max_disagreement")

@@ -1,13 +1,13 @@
 """lstm_jax vs Flax and PyTorch on CPU: LSTM, GRU and BiLSTM, forward and forward+backward.
 
-    python -m benchmarks.run [--quick] [--out DIR] [--variants all] [--fused-sweep]
-                             [--malloc-tuned]
+    python -m benchmarks.run [--quick] [--out DIR] [--variants all] [--malloc-tuned] [--tag T]
 
-Everything runs in one process. For every (model, size): build the contenders (ours, the
-variants of ours asked for, Flax, torch) on the same weights and input, check that they agree,
-then time each mode with the contenders interleaved (``timing.py``). Afterwards torch's memory
-is probed in subprocesses and the matmul ceiling is measured again. Results go to
-``<out>/<date>-cpu[-quick][-malloc-tuned].{json,md}``; see ``benchmarks/README.md``.
+Everything runs in one process. For every (model, size): build the contenders (ours with
+``impl="auto"``, the other implementations asked for with ``--variants``, Flax, torch) on the
+same weights and input, check that they agree, then time each mode with the contenders
+interleaved (``timing.py``). Afterwards torch's memory is probed in subprocesses and the matmul
+ceiling is measured again. Results go to ``<out>/<date>-cpu[-quick][-malloc-tuned][-TAG]
+.{json,md}``; see ``benchmarks/README.md``.
 """
 
 from __future__ import annotations
@@ -25,12 +25,8 @@ from benchmarks import environment, ours, peers, report, timing, torch_memory
 from benchmarks.contender import Contender, agreement
 from benchmarks.workloads import (
     FULL_SIZES,
-    FUSED_SWEEP_BATCHES,
-    FUSED_SWEEP_SHAPE,
     MODELS,
     MODES,
-    QUICK_FUSED_SWEEP_BATCHES,
-    QUICK_FUSED_SWEEP_SHAPE,
     QUICK_SIZES,
     Size,
     Workload,
@@ -55,7 +51,6 @@ class Config:
     modes: tuple[str, ...] = MODES
     peers: tuple[str, ...] = peers.PEERS
     variants: tuple[str, ...] = ()
-    fused_sweep: bool = False
     torch_memory: bool | None = None  # None: on, except under --quick
     check: bool = True
     threads: int | None = None  # torch's; None: os.cpu_count()
@@ -86,12 +81,8 @@ def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def build_contenders(
-    workload: Workload, config: Config, variants: list[dict[str, Any]] | None = None
-) -> list[Contender]:
-    """Ours (unless ``variants`` is given: then exactly those), its variants, and the peers."""
-    if variants is not None:
-        return [ours.ours_contender(workload, o) for o in variants]
+def build_contenders(workload: Workload, config: Config) -> list[Contender]:
+    """Ours, its variants, and the peers."""
     out = [ours.ours_contender(workload)]
     for options in ours.variant_options(workload, config.variants):
         out.append(ours.ours_contender(workload, options))
@@ -197,20 +188,6 @@ def run_suite(config: Config, keep_outputs: dict[str, Any] | None = None) -> dic
             del contenders
             gc.collect()
 
-    sweep: list[dict[str, Any]] = []
-    if config.fused_sweep:
-        batches = QUICK_FUSED_SWEEP_BATCHES if config.quick else FUSED_SWEEP_BATCHES
-        shape = QUICK_FUSED_SWEEP_SHAPE if config.quick else FUSED_SWEEP_SHAPE
-        for batch in batches:
-            workload = make_workload("bilstm", Size(batch=batch, **shape))
-            # Two-scan with autodiff too: the fused scan has no custom VJP, so this separates
-            # fusion from the backward pass.
-            variants = [{"fused": True}, {"fused": False}, {"fused": False, "custom_vjp": False}]
-            contenders = build_contenders(workload, config, variants=variants)
-            sweep += measure_row(workload, contenders, config, keep_outputs)
-            del contenders
-            gc.collect()
-
     notes = [
         "torch's forward runs under `torch.no_grad()`; its forward+backward uses autograd "
         "(`torch.autograd.grad`).",
@@ -231,11 +208,6 @@ def run_suite(config: Config, keep_outputs: dict[str, Any] | None = None) -> dic
     gflops = max(ceiling_start["jax_gflops"], ceiling_end["jax_gflops"])
     for row in rows:
         _finish_row(row, gflops, "ours")
-    for row in sweep:
-        _finish_row(row, gflops, "ours[fused=False]")
-        row["contenders"]["ours[fused=True]"]["ratio_vs_two_scan"] = row["contenders"][
-            "ours[fused=True]"
-        ]["ratio_vs_ours"]
 
     env["load_average_end"] = environment.load_average()
     cores = env["cores"] or 1
@@ -248,7 +220,7 @@ def run_suite(config: Config, keep_outputs: dict[str, Any] | None = None) -> dic
         )
     diffs = [
         v
-        for row in [*rows, *sweep]
+        for row in rows
         for c in row["contenders"].values()
         if c.get("agreement")
         for v in c["agreement"].values()
@@ -262,7 +234,6 @@ def run_suite(config: Config, keep_outputs: dict[str, Any] | None = None) -> dic
             "modes": list(config.modes),
             "peers": list(config.peers),
             "variants": list(config.variants),
-            "fused_sweep": config.fused_sweep,
             "tag": config.tag,
             "timing": dataclasses.asdict(plan),
             "torch_threads": torch_threads,
@@ -278,9 +249,7 @@ def run_suite(config: Config, keep_outputs: dict[str, Any] | None = None) -> dic
             "start": ceiling_start,
             "end": ceiling_end,
         },
-        "fused_max_batch": ours.FUSED_MAX_BATCH,
         "rows": rows,
-        "fused_sweep": sweep,
         "max_disagreement": max(diffs) if diffs else None,
         "notes": notes,
     }
@@ -326,7 +295,7 @@ def parse_args(argv: list[str]) -> tuple[Config, bool]:
         "--models",
         type=_csv(MODELS, "--models"),
         default=MODELS,
-        help="comma-separated; 'none' with --fused-sweep runs only the sweep",
+        help="comma-separated subset of " + ",".join(MODELS),
     )
     p.add_argument(
         "--sizes",
@@ -340,14 +309,8 @@ def parse_args(argv: list[str]) -> tuple[Config, bool]:
         "--variants",
         type=_csv(ours.VARIANT_KINDS, "--variants"),
         default=(),
-        help="extra rows of ours, one option changed at a time: hoist (hoist_projection), "
-        "unroll (1,2,4,8), fused (bidirectional), vjp (custom_vjp); or all",
-    )
-    p.add_argument(
-        "--fused-sweep",
-        action="store_true",
-        help="also time fused vs two-scan BiLSTM over batch sizes "
-        f"{FUSED_SWEEP_BATCHES} at {FUSED_SWEEP_SHAPE}",
+        help="extra rows of ours, one per other impl: scan, split, chunked, hoist "
+        "(Split(hoist=True)); or all. The one impl='auto' picks is ours itself",
     )
     p.add_argument(
         "--malloc-tuned",
@@ -383,7 +346,6 @@ def parse_args(argv: list[str]) -> tuple[Config, bool]:
         modes=a.modes,
         peers=a.peers,
         variants=a.variants,
-        fused_sweep=a.fused_sweep,
         torch_memory=a.torch_memory,
         check=a.check,
         threads=a.threads,

@@ -53,11 +53,6 @@ class Size:
 FULL_SIZES = (Size(32, 128, 128, 256), Size(128, 64, 256, 512), Size(1, 512, 64, 128))
 # The same three shapes (mid batch, large batch, batch 1 long) shrunk for --quick.
 QUICK_SIZES = (Size(8, 32, 32, 64), Size(32, 16, 64, 128), Size(1, 64, 16, 32))
-# Batch sizes for --fused-sweep (fused vs two-scan bidirectional): where is the crossover?
-FUSED_SWEEP_BATCHES = (1, 2, 4, 8, 16, 32, 64, 128)
-FUSED_SWEEP_SHAPE = dict(time=64, input=128, hidden=256)
-QUICK_FUSED_SWEEP_BATCHES = (1, 8, 32)
-QUICK_FUSED_SWEEP_SHAPE = dict(time=16, input=32, hidden=64)
 
 
 def flops(model: str, size: Size, mode: str) -> float:
@@ -92,7 +87,7 @@ def make_workload(model: str, size: Size, seed: int = 0) -> Workload:
 
     if model not in MODELS:
         raise ValueError(f"model must be one of {MODELS}, got {model!r}")
-    cell = lstm_jax.gru(size.hidden) if model == "gru" else lstm_jax.lstm(size.hidden)
+    cell = lstm_jax.GRUCell(size.hidden) if model == "gru" else lstm_jax.LSTMCell(size.hidden)
     key_f, key_b = jax.random.split(jax.random.key(seed))
     params = cell.init(key_f, size.input)
     if model == "bilstm":

@@ -1,6 +1,6 @@
 """Smoke test of the benchmark harness (benchmarks/): it runs on a tiny size in this process,
-writes its JSON and markdown, and every contender (Flax, torch, a variant of ours) computes the
-same outputs and gradients as ours on the same weights. Timings are never asserted."""
+writes its JSON and markdown, and every contender (Flax, torch, another impl of ours) computes
+the same outputs and gradients as ours on the same weights. Timings are never asserted."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import json
 import numpy as np
 import pytest
 
-from benchmarks import environment, ours, report, run, timing
+import lstm_jax
+from benchmarks import environment, ours, report, run, timing, validation_cost
 from benchmarks.workloads import MODELS, Size, flops, make_workload
 
 TINY = Size(batch=2, time=5, input=3, hidden=4)
@@ -22,7 +23,7 @@ def suite(tmp_path_factory):
         quick=True,
         out=out,
         sizes=(TINY,),
-        variants=("fused",),
+        variants=("scan",),
         torch_memory=False,
         plan=timing.TimingPlan(warmup=1, min_reps=1, max_reps=2, target_s=0.0, gap_s=0.0),
         ceiling_n=64,
@@ -67,21 +68,32 @@ def test_contenders_compute_what_ours_computes(suite, model):
             np.testing.assert_allclose(g, r, rtol=1e-5, atol=1e-6, err_msg=name)
 
 
-def test_bidirectional_rows_include_the_other_fused_setting(suite):
+def test_every_row_has_the_scan_variant(suite):
     results, _, _ = suite
-    row = next(r for r in results["rows"] if r["model"] == "bilstm")
-    default_fused = row["defaults"]["fused"]
-    assert f"ours[fused={not default_fused}]" in row["contenders"]
+    for row in results["rows"]:
+        assert row["contenders"]["ours[impl=scan]"]["options"] == {"impl": "scan"}
 
 
-def test_variant_options_change_one_option_from_the_default():
+def test_variant_options_leave_out_what_auto_resolves_to():
     workload = make_workload("lstm", TINY)
-    options = ours.variant_options(workload, ("hoist", "unroll"))
-    defaults = ours.resolved_defaults(workload)
-    assert {"hoist_projection": not defaults["hoist_projection"]} in options
-    assert [o["unroll"] for o in options if "unroll" in o] == [2, 4, 8]
+    options = ours.variant_options(workload, ours.VARIANT_KINDS)
+    auto = lstm_jax.impl.resolve("auto")
+    assert all(lstm_jax.impl.resolve(o["impl"]) != auto for o in options)
+    assert len(options) == len(ours.VARIANT_KINDS) - 1
+    assert ours.variant_name({"impl": lstm_jax.Split(hoist=True)}) == "ours[impl=Split(hoist=True)]"
     with pytest.raises(ValueError, match="variants"):
-        ours.variant_options(workload, ("bogus",))
+        ours.variant_options(workload, ("lanes",))
+
+
+def test_validation_cost_times_the_checked_and_unchecked_step(monkeypatch):
+    monkeypatch.setattr(validation_cost, "BATCH", 2)
+    monkeypatch.setattr(validation_cost, "INPUT", 3)
+    monkeypatch.setattr(validation_cost, "HIDDEN", 4)
+    monkeypatch.setattr(validation_cost, "TIME", 2)
+    monkeypatch.setattr(validation_cost, "PLAN", timing.TimingPlan(1, 1, 1, 0.0, 0.0))
+    result = validation_cost.measure("gru")
+    assert set(result["median_ms"]) >= {"eager step", "eager unchecked", "eager unroll"}
+    assert result["eager_step_over_unchecked"] > 0
 
 
 def test_flops_count_both_directions_and_backward():
@@ -102,6 +114,8 @@ def test_command_line_options():
     assert run.parse_args(["--malloc-tuned"])[1] is True
     with pytest.raises(SystemExit):
         run.parse_args(["--models", "lstm,transformer"])
+    with pytest.raises(SystemExit):
+        run.parse_args(["--variants", "fused"])
 
 
 def test_allocator_settings_are_reported(monkeypatch):
