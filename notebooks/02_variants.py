@@ -21,11 +21,15 @@
 #
 # | cell | call | gate blocks | carry |
 # |---|---|---|---|
-# | LSTM | `lstm_jax.lstm(H)` | 4: `i, f, g, o` | `LSTMCarry(h, c)` |
-# | peephole LSTM | `lstm_jax.peephole_lstm(H)` | 4, + peepholes `p_i, p_f, p_o` | `LSTMCarry` |
-# | CIFG LSTM | `lstm_jax.cifg_lstm(H)` | 3: `i, g, o` (`f = 1 - i`) | `LSTMCarry(h, c)` |
-# | GRU | `lstm_jax.gru(H)` | 3: `r, z, n` | `h` |
-# | Elman RNN | `lstm_jax.simple_rnn(H)` | 1 | `h` |
+# | LSTM | `lstm_jax.LSTMCell(H)` | 4: `i, f, g, o` | `LSTMCarry(h, c)` |
+# | peephole LSTM | `lstm_jax.PeepholeLSTMCell(H)` | 4, + peepholes `p_i, p_f, p_o` | `LSTMCarry` |
+# | CIFG LSTM | `lstm_jax.CIFGLSTMCell(H)` | 3: `i, g, o` (`f = 1 - i`) | `LSTMCarry(h, c)` |
+# | GRU | `lstm_jax.GRUCell(H)` | 3: `r, z, n` | `h` |
+# | Elman RNN | `lstm_jax.SimpleRNNCell(H)` | 1 | `h` |
+#
+# Each class also has a lower-case name (`lstm_jax.lstm`, `peephole_lstm`, `cifg_lstm`, `gru`,
+# `simple_rnn`), the same class. `lstm_jax.gates(cell, params, xs)` returns the gate activations
+# of every step of `unroll` with the same arguments; the checks below read them.
 #
 # Set `LSTM_JAX_NOTEBOOK_QUICK=1` for a smoke run of a few seconds (the test suite does); the
 # full version takes a few minutes on a laptop CPU.
@@ -73,11 +77,11 @@ xs = jax.random.normal(key, (2, 5, 3))  # [batch, time, input], for the checks b
 # with the same weights:
 
 # %%
-peephole = lstm_jax.peephole_lstm(4)
+peephole = lstm_jax.PeepholeLSTMCell(4)
 pp = peephole.init(key, 3)
 print(type(pp).__name__, {k: None if v is None else v.shape for k, v in pp._asdict().items()})
 
-plain = lstm_jax.lstm(4)
+plain = lstm_jax.LSTMCell(4)
 same_weights = lstm_jax.LSTMParams(pp.w_ih, pp.w_hh, pp.b)
 _, ys_peephole = lstm_jax.unroll(peephole, pp, xs)
 _, ys_lstm = lstm_jax.unroll(plain, same_weights, xs)
@@ -86,7 +90,7 @@ np.testing.assert_allclose(ys_peephole, ys_lstm, rtol=1e-6, atol=1e-6)
 # With non-zero peepholes the output gate reacts to the new cell state, as the equation says.
 pp = pp._replace(p_o=jnp.full((4,), 2.0))
 carry, y = peephole.step(pp, peephole.initial_carry(2), xs[:, 0])
-_, _, gates = lstm_jax.unroll(peephole, pp, xs[:, :1], return_gates=True)
+gates = lstm_jax.gates(peephole, pp, xs[:, :1])
 o_expected = jax.nn.sigmoid(xs[:, 0] @ pp.w_ih[:, 12:] + pp.b[12:] + 2.0 * carry.c)
 np.testing.assert_allclose(gates.o[:, 0], o_expected, rtol=1e-5, atol=1e-6)
 print("peephole equations check out")
@@ -106,10 +110,10 @@ print("peephole equations check out")
 # ```
 
 # %%
-cifg = lstm_jax.cifg_lstm(4)
+cifg = lstm_jax.CIFGLSTMCell(4)
 cp = cifg.init(key, 3)
 print("CIFG w_hh", cp.w_hh.shape, " LSTM w_hh", plain.init(key, 3).w_hh.shape)
-_, _, gates = lstm_jax.unroll(cifg, cp, xs, return_gates=True)
+gates = lstm_jax.gates(cifg, cp, xs)
 np.testing.assert_allclose(gates.f, 1.0 - gates.i, rtol=1e-6, atol=1e-6)
 # The input-gate bias starts at -forget_bias, so f = 1 - i starts near sigmoid(+1), as in the LSTM.
 print("mean forget gate at init:", round(float(gates.f.mean()), 3))
@@ -118,8 +122,8 @@ print("mean forget gate at init:", round(float(gates.f.mean()), 3))
 # ## The GRU
 #
 # Cho et al. (2014) merge the cell state into `h` and use two gates, reset `r` and update `z`.
-# `lstm_jax.gru(H)` is the cuDNN/PyTorch form, where the reset gate multiplies the recurrent
-# matmul (`reset_after=True`); `gru(H, reset_after=False)` is the original, where it multiplies
+# `lstm_jax.GRUCell(H)` is the cuDNN/PyTorch form, where the reset gate multiplies the recurrent
+# matmul (`reset_after=True`); `GRUCell(H, reset_after=False)` is the original, where it multiplies
 # `h` before the matmul:
 #
 # ```
@@ -133,12 +137,12 @@ print("mean forget gate at init:", round(float(gates.f.mean()), 3))
 # `z` plays the forget gate and `1 - z` the input gate: the GRU is coupled like the CIFG.
 
 # %%
-gru = lstm_jax.gru(4)
+gru = lstm_jax.GRUCell(4)
 gp = gru.init(key, 3)
 print(type(gp).__name__, {k: None if v is None else v.shape for k, v in gp._asdict().items()})
 h_prev = jax.random.normal(jax.random.key(1), (2, 4))
 h_new, _ = gru.step(gp, h_prev, xs[:, 0])
-_, _, g = lstm_jax.unroll(gru, gp, xs[:, :1], initial_carry=h_prev, return_gates=True)
+g = lstm_jax.gates(gru, gp, xs[:, :1], initial_carry=h_prev)
 r, z, n = g.r[:, 0], g.z[:, 0], g.n[:, 0]
 np.testing.assert_allclose(h_new, (1 - z) * n + z * h_prev, rtol=1e-5, atol=1e-6)
 print("GRU update h = (1 - z) * n + z * h checks out")
@@ -190,11 +194,11 @@ def count_params(tree):
 
 test_x, test_y = make_batch(jax.random.key(10_000), EVAL_SIZE)
 CELLS = {
-    "simple_rnn": lstm_jax.simple_rnn(HIDDEN),
-    "lstm": lstm_jax.lstm(HIDDEN),
-    "peephole_lstm": lstm_jax.peephole_lstm(HIDDEN),
-    "cifg_lstm": lstm_jax.cifg_lstm(HIDDEN),
-    "gru": lstm_jax.gru(HIDDEN),
+    "simple_rnn": lstm_jax.SimpleRNNCell(HIDDEN),
+    "lstm": lstm_jax.LSTMCell(HIDDEN),
+    "peephole_lstm": lstm_jax.PeepholeLSTMCell(HIDDEN),
+    "cifg_lstm": lstm_jax.CIFGLSTMCell(HIDDEN),
+    "gru": lstm_jax.GRUCell(HIDDEN),
 }
 
 
