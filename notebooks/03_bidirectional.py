@@ -51,7 +51,7 @@ STEPS = 10 if QUICK else 800
 # nothing past a row's length can leak into anything when `seq_lengths` is given.
 
 # %%
-cell = lstm_jax.lstm(4)
+cell = lstm_jax.LSTMCell(4)
 params_f = cell.init(jax.random.key(0), 2)
 params_b = cell.init(jax.random.key(1), 2)
 
@@ -157,9 +157,9 @@ print("per-row reversal by gather == reverse=True with seq_lengths")
 # `bidirectional(cell, (params_f, params_b), xs, seq_lengths=...)` does both directions and
 # merges their outputs: `merge="concat"` (width `2 * hidden`, the default), `"sum"`, `"mean"`,
 # `"mul"` or any function `(forward, backward) -> outputs`. It returns
-# `((carry_f, carry_b), ys)`. Two implementations give the same numbers: two scans, or one fused
-# scan that advances both directions in each step (`fused=True`; by default it is chosen for
-# small batches, where it halves the number of sequential steps' overhead; see notebook 4).
+# `((carry_f, carry_b), ys)`. Like `unroll`, it takes `impl=`, *how* both loops run (the plain
+# scan, the split backward, chunked rematerialisation; notebook 4 times them); whichever it is,
+# the numbers are the same.
 
 # %%
 (carry_f, carry_b), ys = lstm_jax.bidirectional(
@@ -169,12 +169,12 @@ print("ys", ys.shape, "= [batch, time, 2 * hidden]")
 for k, row in enumerate(rows):
     expected = np.concatenate([run_alone(params_f, row, False), reference_b[k]], axis=-1)
     np.testing.assert_allclose(ys[k, : len(row)], expected, rtol=1e-5, atol=1e-6)
-for fused in (True, False):
+for impl in ("scan", "split", "chunked"):
     _, ys_impl = lstm_jax.bidirectional(
-        cell, (params_f, params_b), xs, seq_lengths=seq_lengths, fused=fused
+        cell, (params_f, params_b), xs, seq_lengths=seq_lengths, impl=impl
     )
     np.testing.assert_allclose(ys_impl, ys, rtol=1e-5, atol=1e-6)
-print("bidirectional == per-row reference, fused and two-scan alike")
+print("bidirectional == per-row reference, with every impl")
 
 # %% [markdown]
 # ## A tagging task that needs the future
@@ -207,8 +207,8 @@ def make_batch(key):
 
 
 MODELS = {
-    "bidirectional": lstm_jax.stack(lstm_jax.lstm(32), 1, bidirectional=True),
-    "forward": lstm_jax.stack(lstm_jax.lstm(64), 1),
+    "bidirectional": lstm_jax.stack(lstm_jax.LSTMCell(32), 1, bidirectional=True),
+    "forward": lstm_jax.stack(lstm_jax.LSTMCell(64), 1),
 }
 
 
