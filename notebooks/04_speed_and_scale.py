@@ -14,9 +14,10 @@
 # %% [markdown]
 # # 4. Speed and scale
 #
-# The same LSTM, fast: `jax.jit`, `jax.vmap`, the fused bidirectional scan, the knobs of
-# `lstm_jax.unroll` (`hoist_projection`, `custom_vjp`, `checkpoint_every`), bfloat16, and data
-# parallelism across devices with `jax.sharding`.
+# The same LSTM, fast: `jax.jit`, `jax.vmap`, how the loop runs (`impl=`: the plain scan, the
+# split backward pass, chunked rematerialisation, and `"auto"`, which picks per backend),
+# forward-mode differentiation, bfloat16, and data parallelism across devices with
+# `jax.sharding`.
 #
 # Every number here is measured when you run the notebook, on your machine: timings are medians
 # of a few runs after a warm-up call (which compiles). CPU and accelerator results differ, often
@@ -62,7 +63,7 @@ def bench(fn, *args):
     return float(np.median(times))
 
 
-cell = lstm_jax.lstm(HIDDEN)
+cell = lstm_jax.LSTMCell(HIDDEN)
 params = cell.init(jax.random.key(0), INPUT)
 xs = jax.random.normal(jax.random.key(1), (BATCH, TIME, INPUT))
 
@@ -127,57 +128,45 @@ print("per-example gradient norms:", np.asarray(norms[:4]).round(4), "...")
 print(f"per-example gradients of {BATCH} sequences: {1e3 * bench(per_example, params, xs):.2f} ms")
 
 # %% [markdown]
-# ## The fused bidirectional scan
+# ## How the loop runs: `impl`
 #
-# A bidirectional layer is two recurrences. Run as two scans, that is `2 * time` sequential
-# steps. `lstm_jax.bidirectional(..., fused=True)` stacks both directions' weights on a leading
-# axis and advances both in every step of *one* scan (the backward direction reads time
-# `time - 1 - s` at step `s`): `time` sequential steps, each doing twice the work. That wins when
-# the per-step overhead dominates (small batches); with large batches the two plain matmuls can
-# be faster than the batched one. `fused=None` (the default) picks by batch size.
+# `unroll`, `bidirectional` and `stack(...).apply` take one setting about *how* the recurrence
+# runs, `impl`. It never changes a number, only speed and memory:
+#
+# * `"scan"`: one `jax.lax.scan`, differentiated by JAX as it is. Autodiff of a scan computes,
+#   inside the backward loop at every step, the input gradient and both weight gradients, adding
+#   into `[input, gates]` and `[hidden, gates]` accumulators that stream through memory at every
+#   step.
+# * `"split"`: the same forward pass with a cuDNN-style derivative. Only `dh = dhh @ W_hh^T` and
+#   the step's elementwise part stay in the backward loop; the weight and input gradients become
+#   single large matmuls over all `time * batch` rows after it. It is written as a custom JVP,
+#   so forward mode works too.
+# * `"chunked"`: for long sequences, chunks of `every` steps under `jax.checkpoint` (each run by
+#   `"split"` unless `inner="scan"`): the backward pass recomputes each chunk from the carry at
+#   its start, so training memory grows as `time / every + every` instead of `time`
+#   (`every = ceil(sqrt(time))` by default), for one extra forward pass.
+# * `"auto"` (the default): one of these per backend, from the measurements committed in
+#   `benchmarks/results/` (`lstm_jax.impl.AUTO`); a backend without a measurement gets `"scan"`.
+#
+# The classes take options, which also leave the numbers alone: `lstm_jax.Scan(unroll=1,
+# hoist=False)` and `lstm_jax.Split(...)` (`unroll` steps per loop iteration; `hoist=True`
+# computes `x @ w_ih + b` for all steps in one matmul before the loop, the cuDNN way), and
+# `lstm_jax.Chunked(every=None, inner="split")`.
 
 # %%
-params_b = cell.init(jax.random.key(2), INPUT)
-for batch in (2, BATCH) if QUICK else (4, 64):
-    x = jax.random.normal(jax.random.key(3), (batch, TIME, INPUT))
-    timing = {}
-    for fused in (False, True):
-        bidi = jax.jit(lambda p, x, fused=fused: lstm_jax.bidirectional(cell, p, x, fused=fused)[1])
-        timing[fused] = bench(bidi, (params, params_b), x)
-    print(
-        f"batch {batch:3d}: two scans {1e3 * timing[False]:7.2f} ms, fused "
-        f"{1e3 * timing[True]:7.2f} ms ({timing[False] / timing[True]:.2f}x)"
-    )
-
-# %% [markdown]
-# ## The knobs of `unroll`
-#
-# * `hoist_projection`: compute `x @ w_ih + b` for all time steps in one big matmul before the
-#   scan (True, the cuDNN way, best on GPU/TPU) or inside each step (False, measured faster on
-#   XLA:CPU). The default (None) picks by backend.
-# * `custom_vjp` (default True): a cuDNN-style backward pass. Only the recurrent part is
-#   propagated step by step; the weight gradients become single large matmuls over all time
-#   steps. `custom_vjp=False` differentiates the scan with plain autodiff (which forward-mode
-#   `jax.jvp` needs).
-# * `checkpoint_every=k`: for long sequences, store only the carries every `k` steps in the
-#   forward pass and recompute each chunk in the backward pass: activation memory grows as
-#   `time / k + k` instead of `time` (`k ~ sqrt(time)` is best), at the cost of one extra forward
-#   pass.
-# * `lanes`: split the batch rows into independent chains per step, which XLA:CPU may run on
-#   separate cores; faster on some machines and slower on others, so it is off (1) unless asked.
-#
-# Forward plus backward times, and the compiler's own estimate of the temporary memory each
-# training step needs:
-
-# %%
+print(f"on {jax.default_backend()}, impl='auto' runs {lstm_jax.impl.resolve('auto')}")
 
 
-def train_step_fn(**options):
+def train_step_fn(impl):
     def loss(params, xs):
-        _, ys = lstm_jax.unroll(cell, params, xs, **options)
+        _, ys = lstm_jax.unroll(cell, params, xs, impl=impl)
         return jnp.mean(ys**2)
 
     return jax.jit(jax.grad(loss))
+
+
+def forward_fn(impl):
+    return jax.jit(lambda p, x: lstm_jax.unroll(cell, p, x, impl=impl)[1])
 
 
 def temp_bytes(fn, *args):
@@ -188,29 +177,86 @@ def temp_bytes(fn, *args):
         return None
 
 
+def mib(n):
+    return "    n/a" if n is None else f"{n / 2**20:7.1f}"
+
+
 long_xs = jax.random.normal(jax.random.key(4), (BATCH, 4 * TIME, INPUT))
-k = int(np.sqrt(long_xs.shape[1]))
-variants = {
-    "defaults": {},
-    "hoist_projection=True": {"hoist_projection": True},
-    "hoist_projection=False": {"hoist_projection": False},
-    "custom_vjp=False": {"custom_vjp": False},
-    f"checkpoint_every={k}": {"checkpoint_every": k},
+impls = {
+    "auto": "auto",
+    "scan": "scan",
+    "split": "split",
+    "chunked": "chunked",
+    "Scan(hoist=True)": lstm_jax.Scan(hoist=True),
+    "Split(hoist=True)": lstm_jax.Split(hoist=True),
 }
-print(f"forward + backward, time = {long_xs.shape[1]}")
-for name, options in variants.items():
-    fn = train_step_fn(**options)
-    seconds = bench(fn, params, long_xs)
-    memory = temp_bytes(fn, params, long_xs)
-    memory = "n/a" if memory is None else f"{memory / 2**20:7.1f} MiB"
-    print(f"  {name:<24} {1e3 * seconds:8.2f} ms   temporaries {memory}")
+reference_grads = train_step_fn("scan")(params, long_xs)
+scale = max(float(jnp.abs(g).max()) for g in jax.tree_util.tree_leaves(reference_grads))
+print(f"time = {long_xs.shape[1]}, batch {BATCH}; training step = forward + backward")
+print(f"  {'impl':<18} {'forward ms':>10} {'training ms':>12} {'temporaries MiB':>16}  grad diff")
+for name, impl in impls.items():
+    forward, step = forward_fn(impl), train_step_fn(impl)
+    grads = step(params, long_xs)
+    leaves = zip(
+        jax.tree_util.tree_leaves(grads), jax.tree_util.tree_leaves(reference_grads), strict=True
+    )
+    diff = max(float(jnp.abs(a - b).max()) for a, b in leaves)
+    assert diff <= 1e-3 * scale, (name, diff, scale)  # the same gradients, whatever the impl
+    t_forward, t_step = bench(forward, params, long_xs), bench(step, params, long_xs)
+    print(
+        f"  {name:<18} {1e3 * t_forward:10.2f} {1e3 * t_step:12.2f} "
+        f"{mib(temp_bytes(step, params, long_xs)):>16}  {diff / scale:.1e}"
+    )
+
+# %% [markdown]
+# How to read it (the numbers are this run's, on this machine): `"scan"` and `"split"` run the
+# same forward loop, so expect their forward times to agree within noise; the training step is
+# where they differ. `"chunked"` pays for its memory saving with one more forward pass, and its
+# temporaries (the compiler's own estimate of a training step's scratch memory) are what it is
+# for: they grow with `sqrt(time)`, the others' with `time`. The last column is the largest
+# gradient difference from `"scan"`, relative to the largest gradient: rounding only.
+#
+# The same `impl` goes to `bidirectional` (both directions run as two loops with it) and to
+# `stack(...).apply` (every layer). Earlier versions had two more settings that are gone: a
+# fused single-scan bidirectional layer and `lanes` (batch rows split into independent chains
+# per step); neither won stably in measurements, which `benchmarks/README.md` keeps.
+#
+# ### Forward mode
+#
+# Every `impl`, the default included, supports forward-mode differentiation (`jax.jvp`,
+# `jax.jacfwd`) as well as `jax.grad`. A directional derivative from `jax.jvp` equals the
+# gradient's dot product with that direction:
+
+# %%
+
+
+def mean_square(params):
+    return jnp.mean(lstm_jax.unroll(cell, params, xs)[1] ** 2)
+
+
+leaves, treedef = jax.tree_util.tree_flatten(params)
+keys = jax.random.split(jax.random.key(7), len(leaves))
+direction = jax.tree_util.tree_unflatten(
+    treedef, [jax.random.normal(k, p.shape, p.dtype) for k, p in zip(keys, leaves, strict=True)]
+)
+_, forward_mode = jax.jvp(mean_square, (params,), (direction,))
+reverse_mode = sum(
+    jnp.vdot(g, d)
+    for g, d in zip(
+        jax.tree_util.tree_leaves(jax.grad(mean_square)(params)),
+        jax.tree_util.tree_leaves(direction),
+        strict=True,
+    )
+)
+print(f"jvp: {float(forward_mode):.6f}   grad . direction: {float(reverse_mode):.6f}")
+np.testing.assert_allclose(forward_mode, reverse_mode, rtol=1e-4)
 
 # %% [markdown]
 # ## bfloat16
 #
 # Three dtypes, set on the cell: `param_dtype` (how parameters are stored, float32 by default),
 # `dtype` (what the matmuls compute in) and `carry_dtype` (the state `h`, `c`; the parameter
-# dtype by default). `lstm(H, dtype=jnp.bfloat16)` is mixed precision: float32 parameters and
+# dtype by default). `LSTMCell(H, dtype=jnp.bfloat16)` is mixed precision: float32 parameters and
 # cell state, bf16 matmul inputs, accumulation and gate arithmetic in float32. Outputs come back
 # in bf16. The cell state stays float32 because it is a running sum over the whole sequence:
 # rounding it to bf16's 8 bits of mantissa at every step would drift.
@@ -219,7 +265,7 @@ for name, options in variants.items():
 # are not (there may be no bf16 hardware, and conversions cost), so expect no gain here on CPU.
 
 # %%
-bf16_cell = lstm_jax.lstm(HIDDEN, dtype=jnp.bfloat16)
+bf16_cell = lstm_jax.LSTMCell(HIDDEN, dtype=jnp.bfloat16)
 carry16, ys16 = jax.jit(lambda p, x: lstm_jax.unroll(bf16_cell, p, x))(params, xs)
 carry32, ys32 = jax.jit(lambda p, x: lstm_jax.unroll(cell, p, x))(params, xs)
 print("outputs", ys16.dtype, " cell state", carry16.c.dtype, " params", params.w_ih.dtype)
@@ -235,7 +281,7 @@ print(
 # Parameters stored in bf16 as well (half the memory), with the carry kept in float32. The
 # orthogonal initialiser needs a QR decomposition, which XLA:CPU has no bf16 kernel for, so we
 # initialise in float32 and cast.
-all16 = lstm_jax.lstm(HIDDEN, param_dtype=jnp.bfloat16, carry_dtype=jnp.float32)
+all16 = lstm_jax.LSTMCell(HIDDEN, param_dtype=jnp.bfloat16, carry_dtype=jnp.float32)
 p16 = jax.tree_util.tree_map(lambda a: a.astype(jnp.bfloat16), params)
 _, ys_all16 = jax.jit(lambda p, x: lstm_jax.unroll(all16, p, x))(p16, xs)
 print(
@@ -300,14 +346,13 @@ print(
 #
 # ## Summary
 #
-# | knob | where | when it helps |
+# | setting | where | when it helps |
 # |---|---|---|
 # | `jax.jit` | around your step | always: one compiled program instead of per-op dispatch |
 # | `jax.vmap` | per-sequence code | batching it; per-example gradients |
-# | `fused=True` | `bidirectional` | forward-only at small batches (default: two scans) |
-# | `hoist_projection` | `unroll`, `bidirectional`, `stack` | True on GPU/TPU, False on CPU |
-# | `custom_vjp` | same | on by default: faster backward pass |
-# | `checkpoint_every` | same | long sequences that run out of memory in training |
-# | `lanes` | same | measure it: several cores and a batch that splits |
+# | `impl="auto"` (default) | `unroll`, `bidirectional`, `stack` | the measured choice per backend |
+# | `impl="split"` | same | training: only the recurrent part stays in the backward loop |
+# | `impl="chunked"` | same | long sequences that run out of memory in training |
+# | `Scan(hoist=True)` | same | measure it: one input matmul before the loop |
 # | `dtype=jnp.bfloat16` | the cell | GPU/TPU matmul throughput; the cell state stays float32 |
 # | `make_mesh` + `shard_batch` | `lstm_jax.training` | several devices: data parallelism |
