@@ -8,28 +8,21 @@ their own dependencies when they are imported.
 from lstm_jax._bidirectional import MERGE_MODES, bidirectional
 from lstm_jax._stack import Stack, stack
 from lstm_jax._unroll import gates, unroll
-from lstm_jax.cells import (
-    Cell,
+from lstm_jax.cells.base import Cell, register_cell
+from lstm_jax.cells.gru import GRUCell, GRUGates, GRUParams, gru
+from lstm_jax.cells.lstm import (
     CIFGLSTMCell,
-    GRUCell,
-    GRUGates,
-    GRUParams,
     LSTMCarry,
     LSTMCell,
     LSTMGates,
     LSTMParams,
     PeepholeLSTMCell,
     PeepholeLSTMParams,
-    SimpleRNNCell,
-    SimpleRNNGates,
-    SimpleRNNParams,
     cifg_lstm,
-    gru,
     lstm,
     peephole_lstm,
-    register_cell,
-    simple_rnn,
 )
+from lstm_jax.cells.simple import SimpleRNNCell, SimpleRNNGates, SimpleRNNParams, simple_rnn
 from lstm_jax.impl import Chunked, Scan, Split, register_impl
 
 __version__ = "0.2.0"

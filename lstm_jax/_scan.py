@@ -50,18 +50,9 @@ def zero_where_not(mask: Array | None, y: PyTree) -> PyTree:
     return jax.tree_util.tree_map(lambda v: jnp.where(mask[..., None], v, jnp.zeros_like(v)), y)
 
 
-def scan(
-    cell: Cell,
-    params: PyTree,
-    xs: Array,
-    carry: PyTree,
-    mask: Array | None,
-    *,
-    reverse: bool,
-    unroll: int = 1,
-    hoist: bool = False,
-    with_gates: bool = False,
-) -> tuple[PyTree, Array, Any]:
+def scan(cell: Cell, params: PyTree, xs: Array, carry: PyTree, mask: Array | None, *,
+         reverse: bool, unroll: int = 1, hoist: bool = False,
+         with_gates: bool = False) -> tuple[PyTree, Array, Any]:  # fmt: skip
     """Runs the cell step by step; JAX differentiates the scan as it is.
 
     Args:

@@ -40,17 +40,9 @@ from lstm_jax.typing import Array, PyTree
 SymbolicZero = jax.custom_derivatives.SymbolicZero
 
 
-def split_scan(
-    cell: Cell,
-    params: PyTree,
-    xs: Array,
-    carry: PyTree,
-    mask: Array | None,
-    *,
-    reverse: bool,
-    unroll: int = 1,
-    hoist: bool = False,
-) -> tuple[PyTree, Array]:
+def split_scan(cell: Cell, params: PyTree, xs: Array, carry: PyTree, mask: Array | None, *,
+               reverse: bool, unroll: int = 1,
+               hoist: bool = False) -> tuple[PyTree, Array]:  # fmt: skip
     """Same contract as ``lstm_jax._scan.scan`` (without gates), with the split derivative.
 
     Args:

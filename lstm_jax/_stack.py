@@ -71,6 +71,30 @@ class Stack:
             carries.append((c, cell.initial_carry(batch_shape)) if self.bidirectional else c)
         return tuple(carries)
 
+    def _check_apply(self, params, initial_carry, dropout_key, time_major) -> list | None:
+        """Checks ``apply``'s per-layer arguments; returns the dropout keys (None: no dropout)."""
+        fn = "stack.apply"
+        if not isinstance(params, tuple | list) or len(params) != self.num_layers:
+            raise TypeError(
+                f"{fn}: params must be a sequence of {self.num_layers} per-layer entries (from "
+                f"init), got {type(params).__name__}"
+                + (f" of length {len(params)}" if isinstance(params, tuple | list) else "")
+            )
+        if initial_carry is not None and (
+            not isinstance(initial_carry, tuple | list) or len(initial_carry) != self.num_layers
+        ):
+            raise TypeError(
+                f"{fn}: initial_carry must be a sequence of {self.num_layers} per-layer carries, "
+                f"got {type(initial_carry).__name__}"
+            )
+        _checks.check_bool(fn, "time_major", time_major)
+        if dropout_key is None:
+            return None
+        _checks.check_key(fn, "dropout_key", dropout_key)
+        if self.dropout == 0:
+            return None
+        return list(jax.random.split(dropout_key, max(self.num_layers - 1, 1)))
+
     def apply(
         self,
         params: Sequence[PyTree],
@@ -96,27 +120,7 @@ class Stack:
           ``(final_carries, ys)``: one carry per layer (a pair if bidirectional) and the last
           layer's outputs ``[*batch, time, output_size]``.
         """
-        fn = "stack.apply"
-        if not isinstance(params, tuple | list) or len(params) != self.num_layers:
-            raise TypeError(
-                f"{fn}: params must be a sequence of {self.num_layers} per-layer entries (from "
-                f"init), got {type(params).__name__}"
-                + (f" of length {len(params)}" if isinstance(params, tuple | list) else "")
-            )
-        if initial_carry is not None and (
-            not isinstance(initial_carry, tuple | list) or len(initial_carry) != self.num_layers
-        ):
-            raise TypeError(
-                f"{fn}: initial_carry must be a sequence of {self.num_layers} per-layer carries, "
-                f"got {type(initial_carry).__name__}"
-            )
-        _checks.check_bool(fn, "time_major", time_major)
-        if dropout_key is not None:
-            _checks.check_key(fn, "dropout_key", dropout_key)
-        if dropout_key is not None and self.dropout > 0:
-            drop_keys = list(jax.random.split(dropout_key, max(self.num_layers - 1, 1)))
-        else:
-            drop_keys = None
+        drop_keys = self._check_apply(params, initial_carry, dropout_key, time_major)
         carries = []
         h = xs
         for layer, (cell, p) in enumerate(zip(self.cells, params, strict=True)):

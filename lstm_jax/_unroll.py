@@ -64,6 +64,15 @@ def start_carry(
     return initial_carry
 
 
+def _checked(fn, cell, params, xs, initial_carry, seq_lengths, reverse, time_major):
+    """The checks that ``unroll`` and ``gates`` share; returns ``(Sequence, carry)``."""
+    check_cell(fn, cell)
+    check_params(cell, params, fn)
+    _checks.check_bool(fn, "reverse", reverse)
+    seq = prepare_sequence(fn, cell, params, xs, seq_lengths, time_major)
+    return seq, start_carry(fn, cell, initial_carry, seq.batch_shape, "initial_carry")
+
+
 def unroll(
     cell: Cell,
     params: PyTree,
@@ -101,13 +110,10 @@ def unroll(
       ``(final_carry, ys)`` with ``ys: [*batch, time, hidden]`` (``[time, *batch, hidden]``
       when ``time_major``).
     """
-    fn = "unroll"
-    check_cell(fn, cell)
-    check_params(cell, params, fn)
-    _checks.check_bool(fn, "reverse", reverse)
-    check_impl(fn, impl)
-    seq = prepare_sequence(fn, cell, params, xs, seq_lengths, time_major)
-    carry = start_carry(fn, cell, initial_carry, seq.batch_shape, "initial_carry")
+    check_impl("unroll", impl)
+    seq, carry = _checked(
+        "unroll", cell, params, xs, initial_carry, seq_lengths, reverse, time_major
+    )
     carry, ys = resolve(impl).run(cell, params, seq.xs, carry, seq.mask, reverse=reverse)
     return carry, ys if time_major else jnp.moveaxis(ys, 0, -2)
 
@@ -126,12 +132,9 @@ def gates(
     introspection: the cell's gates NamedTuple (``LSTMGates(i, f, g, o)``, ...) with fields
     ``[*batch, time, hidden]`` (``[time, *batch, hidden]`` when ``time_major``), zero past each
     length. Runs the plain scan; differentiable like any JAX function."""
-    fn = "gates"
-    check_cell(fn, cell)
-    check_params(cell, params, fn)
-    _checks.check_bool(fn, "reverse", reverse)
-    seq = prepare_sequence(fn, cell, params, xs, seq_lengths, time_major)
-    carry = start_carry(fn, cell, initial_carry, seq.batch_shape, "initial_carry")
+    seq, carry = _checked(
+        "gates", cell, params, xs, initial_carry, seq_lengths, reverse, time_major
+    )
     _, _, out = scan(cell, params, seq.xs, carry, seq.mask, reverse=reverse, with_gates=True)
     if out is None:
         raise TypeError(f"gates: {cell.name} returns no gates from its recur step")

@@ -29,6 +29,7 @@ from typing import Any, Protocol
 import jax
 
 from lstm_jax import _checks
+from lstm_jax._chunked import chunked_scan
 from lstm_jax._scan import scan
 from lstm_jax._split import split_scan
 from lstm_jax.cells.base import Cell
@@ -40,16 +41,8 @@ class Impl(Protocol):
 
     name: str
 
-    def run(
-        self,
-        cell: Cell,
-        params: PyTree,
-        xs: Array,
-        carry: PyTree,
-        mask: Array | None,
-        *,
-        reverse: bool,
-    ) -> tuple[PyTree, Array]: ...
+    def run(self, cell: Cell, params: PyTree, xs: Array, carry: PyTree, mask: Array | None, *,
+            reverse: bool) -> tuple[PyTree, Array]: ...  # fmt: skip
 
 
 IMPLS: dict[str, Impl] = {}
@@ -96,47 +89,42 @@ def resolve(impl: str | Impl, backend: str | None = None) -> Impl:
     return IMPLS[impl]
 
 
-def _check_unroll(owner: str, unroll: Any) -> None:
-    if isinstance(unroll, bool) or not isinstance(unroll, int) or unroll < 1:
-        raise ValueError(f"{owner}: unroll must be a positive int, got {unroll!r}")
-
-
-@register_impl
-class Scan:
-    """One ``lax.scan``; ``unroll`` is passed to it, ``hoist`` projects every step's input in
-    one matmul before the loop (slower on XLA:CPU, measured 1.6-2.6x)."""
+@dataclasses.dataclass(frozen=True)
+class _Loop:
+    """Options of a step-by-step loop: ``unroll`` is passed to ``lax.scan``; ``hoist``
+    projects every step's input in one matmul before the loop (slower on XLA:CPU, measured
+    1.6-2.6x, so off by default)."""
 
     unroll: int = 1
     hoist: bool = False
+
+    def __post_init__(self) -> None:
+        owner = type(self).__name__
+        if isinstance(self.unroll, bool) or not isinstance(self.unroll, int) or self.unroll < 1:
+            raise ValueError(f"{owner}: unroll must be a positive int, got {self.unroll!r}")
+        _checks.check_bool(owner, "hoist", self.hoist)
+
+
+@register_impl
+class Scan(_Loop):
+    """One ``lax.scan``, differentiated by JAX as it is."""
+
     name = "scan"
 
-    def __post_init__(self) -> None:
-        _check_unroll("Scan", self.unroll)
-        _checks.check_bool("Scan", "hoist", self.hoist)
-
     def run(self, cell, params, xs, carry, mask, *, reverse):
-        carry, ys, _ = scan(
-            cell, params, xs, carry, mask, reverse=reverse, unroll=self.unroll, hoist=self.hoist
-        )
-        return carry, ys
+        options = dict(reverse=reverse, unroll=self.unroll, hoist=self.hoist)
+        return scan(cell, params, xs, carry, mask, **options)[:2]
 
 
 @register_impl
-class Split:
-    """The scan with the split (cuDNN-style) derivative; options as for ``Scan``."""
+class Split(_Loop):
+    """The scan with the split (cuDNN-style) derivative of ``lstm_jax._split``."""
 
-    unroll: int = 1
-    hoist: bool = False
     name = "split"
 
-    def __post_init__(self) -> None:
-        _check_unroll("Split", self.unroll)
-        _checks.check_bool("Split", "hoist", self.hoist)
-
     def run(self, cell, params, xs, carry, mask, *, reverse):
-        return split_scan(
-            cell, params, xs, carry, mask, reverse=reverse, unroll=self.unroll, hoist=self.hoist
-        )
+        options = dict(reverse=reverse, unroll=self.unroll, hoist=self.hoist)
+        return split_scan(cell, params, xs, carry, mask, **options)
 
 
 @register_impl
@@ -158,8 +146,6 @@ class Chunked:
         check_impl("Chunked", self.inner, "inner")
 
     def run(self, cell, params, xs, carry, mask, *, reverse):
-        from lstm_jax._chunked import chunked_scan
-
         every = self.every or max(1, math.ceil(math.sqrt(xs.shape[0])))
         inner = IMPLS[self.inner] if isinstance(self.inner, str) else self.inner
         return chunked_scan(inner, cell, params, xs, carry, mask, every=every, reverse=reverse)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -439,19 +440,12 @@ def assert_gates_close(gates, ref_gates, atol=2e-5, rtol=2e-5):
 
 def assert_trees_equal(a, b):
     """Bitwise equality of two pytrees (same structure)."""
-    la, ta = jax.tree_util.tree_flatten(a)
-    lb, tb = jax.tree_util.tree_flatten(b)
-    assert ta == tb, (ta, tb)
-    for x, y in zip(la, lb, strict=True):
-        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    chex.assert_trees_all_equal(a, b)
 
 
 def assert_trees_close(a, b, atol=1e-6, rtol=1e-6):
-    la, ta = jax.tree_util.tree_flatten(a)
-    lb, tb = jax.tree_util.tree_flatten(b)
-    assert ta == tb, (ta, tb)
-    for x, y in zip(la, lb, strict=True):
-        np.testing.assert_allclose(np.asarray(x), np.asarray(y), atol=atol, rtol=rtol)
+    """Same structure, every leaf within ``atol + rtol * |b|``."""
+    chex.assert_trees_all_close(a, b, atol=atol, rtol=rtol)
 
 
 def assert_all_finite(tree):

@@ -1,41 +1,10 @@
-"""Cell families: one file each. Each registers itself with ``register_cell``."""
+"""Cell families, one file each; every cell class registers itself with ``register_cell``.
 
+The public names are re-exported by ``lstm_jax``; this package holds the protocol
+(``lstm_jax.cells.base``) and the registry ``CELL_TYPES`` (name -> class).
+"""
+
+from lstm_jax.cells import gru, lstm, simple  # noqa: F401  (importing registers the cells)
 from lstm_jax.cells.base import CELL_TYPES, Cell, register_cell
-from lstm_jax.cells.gru import GRUCell, GRUGates, GRUParams, gru
-from lstm_jax.cells.lstm import (
-    CIFGLSTMCell,
-    LSTMCarry,
-    LSTMCell,
-    LSTMGates,
-    LSTMParams,
-    PeepholeLSTMCell,
-    PeepholeLSTMParams,
-    cifg_lstm,
-    lstm,
-    peephole_lstm,
-)
-from lstm_jax.cells.simple import SimpleRNNCell, SimpleRNNGates, SimpleRNNParams, simple_rnn
 
-__all__ = [
-    "CELL_TYPES",
-    "CIFGLSTMCell",
-    "Cell",
-    "GRUCell",
-    "GRUGates",
-    "GRUParams",
-    "LSTMCarry",
-    "LSTMCell",
-    "LSTMGates",
-    "LSTMParams",
-    "PeepholeLSTMCell",
-    "PeepholeLSTMParams",
-    "SimpleRNNCell",
-    "SimpleRNNGates",
-    "SimpleRNNParams",
-    "cifg_lstm",
-    "gru",
-    "lstm",
-    "peephole_lstm",
-    "register_cell",
-    "simple_rnn",
-]
+__all__ = ["CELL_TYPES", "Cell", "register_cell"]

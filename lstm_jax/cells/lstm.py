@@ -31,7 +31,7 @@ import jax.numpy as jnp
 
 from lstm_jax import _checks, initializers
 from lstm_jax.cells.base import Cell, expand_to, register_cell
-from lstm_jax.typing import Array, Initializer
+from lstm_jax.typing import Array, Initializer, PyTree
 
 
 class LSTMCarry(NamedTuple):
@@ -96,6 +96,14 @@ class _LSTMBase(Cell):
     def num_gates(self) -> int:
         return 4
 
+    def _emit(
+        self, params: PyTree, c: Array, gates: LSTMGates
+    ) -> tuple[LSTMCarry, Array, LSTMGates]:
+        """The step's end, shared by the family: ``h = o * tanh(c)``, the carry in its dtype."""
+        h = gates.o * jnp.tanh(c)
+        cdt = self.resolved_carry_dtype()
+        return LSTMCarry(h=h.astype(cdt), c=c.astype(cdt)), self.output(h, params), gates
+
     def _forget_slice(self) -> slice:
         h = self.hidden_size
         return slice(h, 2 * h)
@@ -121,10 +129,7 @@ class LSTMCell(_LSTMBase):
         i, f, g, o = jnp.split(gates, 4, axis=-1)
         i, f, g, o = jax.nn.sigmoid(i), jax.nn.sigmoid(f), jnp.tanh(g), jax.nn.sigmoid(o)
         c = f * carry.c.astype(f.dtype) + i * g
-        h = o * jnp.tanh(c)
-        cdt = self.resolved_carry_dtype()
-        new = LSTMCarry(h=h.astype(cdt), c=c.astype(cdt))
-        return new, self.output(h, params), LSTMGates(i, f, g, o)
+        return self._emit(params, c, LSTMGates(i, f, g, o))
 
 
 @register_cell
@@ -162,10 +167,7 @@ class PeepholeLSTMCell(_LSTMBase):
         g = jnp.tanh(g)
         c = f * c_prev + i * g
         o = jax.nn.sigmoid(o + p_o * c)
-        h = o * jnp.tanh(c)
-        cdt = self.resolved_carry_dtype()
-        new = LSTMCarry(h=h.astype(cdt), c=c.astype(cdt))
-        return new, self.output(h, params), LSTMGates(i, f, g, o)
+        return self._emit(params, c, LSTMGates(i, f, g, o))
 
 
 @register_cell
@@ -195,10 +197,7 @@ class CIFGLSTMCell(_LSTMBase):
         i, g, o = jax.nn.sigmoid(i), jnp.tanh(g), jax.nn.sigmoid(o)
         f = 1.0 - i
         c = f * carry.c.astype(f.dtype) + i * g
-        h = o * jnp.tanh(c)
-        cdt = self.resolved_carry_dtype()
-        new = LSTMCarry(h=h.astype(cdt), c=c.astype(cdt))
-        return new, self.output(h, params), LSTMGates(i, f, g, o)
+        return self._emit(params, c, LSTMGates(i, f, g, o))
 
 
 # Lower-case names for the constructors (their signature is the dataclass's).
