@@ -3,7 +3,7 @@
 ``from_flax(cell, variables)`` converts ``flax.linen`` ``LSTMCell``, ``OptimizedLSTMCell``,
 ``GRUCell`` and ``SimpleCell`` (or an ``nn.RNN`` around one, with its variables), and the
 ``flax.nnx`` cells of the same names (or an ``nnx.RNN`` around one, no variables needed), into
-an lstm_jax cell and its parameters.
+an lstm_jax cell (``LSTMCell``, ``GRUCell`` or ``SimpleRNNCell``) and its parameters.
 
 Weight layout. Flax keeps one ``Dense``/``Linear`` per gate (linen, nnx ``LSTMCell``) or one
 for all gates (nnx ``OptimizedLSTMCell``, ``GRUCell``, ``SimpleCell``), with kernels stored for
@@ -34,9 +34,9 @@ import jax.numpy as jnp
 from flax import nnx
 
 from lstm_jax.cells.base import Cell
-from lstm_jax.cells.gru import GRUParams, gru
-from lstm_jax.cells.lstm import LSTMCarry, LSTMParams, lstm
-from lstm_jax.cells.simple import SimpleRNNParams, simple_rnn
+from lstm_jax.cells.gru import GRUCell, GRUParams
+from lstm_jax.cells.lstm import LSTMCarry, LSTMCell, LSTMParams
+from lstm_jax.cells.simple import SimpleRNNCell, SimpleRNNParams
 from lstm_jax.typing import Array, PyTree
 
 _FN = "from_flax"
@@ -104,7 +104,7 @@ def _from_linen(cell: nn.Module, variables: Any) -> tuple[Cell, PyTree]:
             w_hh=_cat(*(_kernel(p, f"h{g}", name) for g in "ifgo")),
             b=_cat(*(_bias(p, f"h{g}", name) for g in "ifgo")),
         )
-        core = lstm(cell.features, dtype=cell.dtype, param_dtype=params.w_hh.dtype)
+        core = LSTMCell(cell.features, dtype=cell.dtype, param_dtype=params.w_hh.dtype)
     elif isinstance(cell, nn.GRUCell):
         _check_functions(cell, gate=True, activations=("tanh",))
         params = GRUParams(
@@ -113,13 +113,13 @@ def _from_linen(cell: nn.Module, variables: Any) -> tuple[Cell, PyTree]:
             b=_cat(*(_bias(p, f"i{g}", name) for g in "rzn")),
             b_hn=_bias(p, "hn", name),
         )
-        core = gru(cell.features, dtype=cell.dtype, param_dtype=params.w_hh.dtype)
+        core = GRUCell(cell.features, dtype=cell.dtype, param_dtype=params.w_hh.dtype)
     else:
         act = _check_simple(cell)
         params = SimpleRNNParams(
             w_ih=_kernel(p, "i", name), w_hh=_kernel(p, "h", name), b=_bias(p, "i", name)
         )
-        core = simple_rnn(
+        core = SimpleRNNCell(
             cell.features, activation=act, dtype=cell.dtype, param_dtype=params.w_hh.dtype
         )
     return core, params
@@ -145,7 +145,7 @@ def _from_nnx(cell: nnx.Module) -> tuple[Cell, PyTree]:
             w_hh=_cat(*(d.kernel[...] for d in recs)),
             b=_cat(*(d.bias[...] for d in recs)),
         )
-        core = lstm(hidden, dtype=cell.dtype, param_dtype=params.w_hh.dtype)
+        core = LSTMCell(hidden, dtype=cell.dtype, param_dtype=params.w_hh.dtype)
     elif isinstance(cell, nnx.OptimizedLSTMCell):
         _check_functions(cell, gate=True, activations=("tanh",))
         params = LSTMParams(
@@ -153,7 +153,7 @@ def _from_nnx(cell: nnx.Module) -> tuple[Cell, PyTree]:
             w_hh=cell.dense_h.kernel[...],
             b=cell.dense_h.bias[...],
         )
-        core = lstm(hidden, dtype=cell.dtype, param_dtype=params.w_hh.dtype)
+        core = LSTMCell(hidden, dtype=cell.dtype, param_dtype=params.w_hh.dtype)
     elif isinstance(cell, nnx.GRUCell):
         _check_functions(cell, gate=True, activations=("tanh",))
         w_hh = cell.dense_h.kernel[...]
@@ -164,7 +164,7 @@ def _from_nnx(cell: nnx.Module) -> tuple[Cell, PyTree]:
             # nnx's GRUCell has no recurrent bias: r * (h W_hn) is r * (h W_hn + 0).
             b_hn=jnp.zeros((hidden,), w_hh.dtype),
         )
-        core = gru(hidden, dtype=cell.dtype, param_dtype=w_hh.dtype)
+        core = GRUCell(hidden, dtype=cell.dtype, param_dtype=w_hh.dtype)
     else:
         act = _check_simple(cell)
         params = SimpleRNNParams(
@@ -172,7 +172,9 @@ def _from_nnx(cell: nnx.Module) -> tuple[Cell, PyTree]:
             w_hh=cell.dense_h.kernel[...],
             b=cell.dense_i.bias[...],
         )
-        core = simple_rnn(hidden, activation=act, dtype=cell.dtype, param_dtype=params.w_hh.dtype)
+        core = SimpleRNNCell(
+            hidden, activation=act, dtype=cell.dtype, param_dtype=params.w_hh.dtype
+        )
     return core, params
 
 

@@ -1,7 +1,9 @@
 """lstm_jax.flax.linen: modules whose parameters are the core's pytrees and whose numbers are the
-core's, checked against the pure functions and the NumPy reference."""
+core's, checked against the pure functions, the NumPy reference and flax.linen.RNN."""
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import flax.linen as nn
 import jax
@@ -19,20 +21,63 @@ XS = ref.random_array((ref.BATCH, ref.TIME, ref.INPUT), seed=1)
 LENGTHS = jnp.array([5, 2, 0], jnp.int32)
 
 
+# A cell that exists only in this file: a leaky RNN with a parameter field of its own. The
+# modules must run it without any edit in lstm_jax/flax.
+class LeakyParams(NamedTuple):
+    w_ih: jax.Array
+    w_hh: jax.Array
+    b: jax.Array
+    leak: jax.Array  # [hidden], the share of the old state kept at each step
+
+
+@lstm_jax.register_cell
+class LeakyRNNCell(lstm_jax.Cell):
+    """``h = leak * h + (1 - leak) * tanh(x @ w_ih + b + h @ w_hh)``."""
+
+    name = "test_linen_leaky_rnn"
+
+    def init(self, key, input_size):
+        k_ih, k_hh, k_leak = jax.random.split(key, 3)
+        h, dt = self.hidden_size, self.param_dtype
+        return LeakyParams(
+            w_ih=jax.random.normal(k_ih, (input_size, h), dt) / np.sqrt(input_size),
+            w_hh=jax.random.normal(k_hh, (h, h), dt) / np.sqrt(h),
+            b=jnp.zeros((h,), dt),
+            leak=jax.random.uniform(k_leak, (h,), dt),
+        )
+
+    def recur(self, params, h, xp, hh):
+        leak = params.leak.astype(xp.dtype).reshape((1,) * (xp.ndim - 1) + (-1,))
+        h_new = leak * h.astype(xp.dtype) + (1.0 - leak) * jnp.tanh(xp + hh)
+        return h_new.astype(self.resolved_carry_dtype()), self.output(h_new, params), None
+
+
+def _leaky_step(p, carry, x):
+    (h,) = carry
+    h = p["leak"] * h + (1.0 - p["leak"]) * np.tanh(x @ p["w_ih"] + p["b"] + h @ p["w_hh"])
+    return (h,), h, {}
+
+
+@pytest.fixture
+def leaky(monkeypatch):
+    """The toy cell, with its NumPy step known to the reference as kind ``"leaky"``."""
+    monkeypatch.setitem(ref.STEPS, "leaky", _leaky_step)
+    return LeakyRNNCell(ref.HIDDEN)
+
+
 @pytest.mark.parametrize("name", ref.CELL_NAMES)
 def test_rnn_params_are_the_core_pytree_and_outputs_match_unroll(name):
     cell = ref.make_cell(name)
     module = L.RNN(cell)
     variables = module.init(KEY, XS)
     params = L.core_params(variables)
-    want = ref.kind_of(cell)
     assert jax.tree_util.tree_structure(params) == jax.tree_util.tree_structure(
         cell.init(KEY, ref.INPUT)
-    ), want
+    )
     ys = module.apply(variables, XS)
     ref.assert_trees_equal(ys, lstm_jax.unroll(cell, params, XS)[1])
     # and the numbers are the reference's, not only the core's
-    ref.assert_close(ys, ref.ref_unroll(want, params, XS)[1])
+    ref.assert_close(ys, ref.ref_unroll(name, params, XS)[1])
 
 
 @pytest.mark.parametrize("name", ["lstm", "gru_reset_after"])
@@ -46,13 +91,12 @@ def test_params_from_pure_init_run_in_the_module(name):
 
 @pytest.mark.parametrize("reverse", [False, True])
 def test_rnn_routes_lengths_reverse_carry(reverse):
-    cell = lstm_jax.lstm(ref.HIDDEN)
+    cell = lstm_jax.LSTMCell(ref.HIDDEN)
     params = ref.random_params(cell, ref.INPUT)
     carry0 = ref.random_carry(cell, (ref.BATCH,))
     module = L.RNN(cell, return_carry=True, reverse=reverse)
-    carry, ys = module.apply(
-        L.module_variables(module, params), XS, seq_lengths=LENGTHS, initial_carry=carry0
-    )
+    variables = L.module_variables(module, params)
+    carry, ys = module.apply(variables, XS, seq_lengths=LENGTHS, initial_carry=carry0)
     ref_carry, ref_ys, _ = ref.ref_unroll(
         "lstm", params, XS, LENGTHS, ref.np_carry(carry0), reverse=reverse
     )
@@ -60,22 +104,26 @@ def test_rnn_routes_lengths_reverse_carry(reverse):
     ref.assert_carry_close(carry, ref_carry)
     # the call arguments override the attributes
     ys2 = module.apply(
-        L.module_variables(module, params),
-        XS,
-        seq_lengths=LENGTHS,
-        initial_carry=carry0,
-        return_carry=False,
+        variables, XS, seq_lengths=LENGTHS, initial_carry=carry0, return_carry=False,
         reverse=not reverse,
-    )
-    ref.assert_close(
-        ys2,
-        ref.ref_unroll("lstm", params, XS, LENGTHS, ref.np_carry(carry0), reverse=not reverse)[1],
-    )
+    )  # fmt: skip
+    want = ref.ref_unroll("lstm", params, XS, LENGTHS, ref.np_carry(carry0), reverse=not reverse)
+    ref.assert_close(ys2, want[1])
 
 
-@pytest.mark.parametrize("merge", ["concat", "sum", "mean", "mul"])
+def test_time_major_and_impl_are_passed_on():
+    cell = lstm_jax.GRUCell(ref.HIDDEN)
+    params = ref.random_params(cell, ref.INPUT)
+    module = L.RNN(cell, time_major=True, impl=lstm_jax.Chunked(every=2))
+    xs_t = jnp.swapaxes(XS, 0, 1)
+    ys = module.apply(L.module_variables(module, params), xs_t)
+    ref.assert_close(ys, ref.ref_unroll("gru_reset_after", params, xs_t, time_major=True)[1])
+    assert module.impl == lstm_jax.Chunked(every=2)
+
+
+@pytest.mark.parametrize("merge", ["concat", "mean"])
 def test_bidirectional_matches_reference(merge):
-    cell = lstm_jax.gru(ref.HIDDEN)
+    cell = lstm_jax.GRUCell(ref.HIDDEN)
     module = L.Bidirectional(cell, merge=merge, return_carry=True)
     variables = module.init(KEY, XS)
     params = L.core_params(variables)
@@ -89,20 +137,31 @@ def test_bidirectional_matches_reference(merge):
 
 
 def test_lstm_is_one_line_and_matches_stack():
-    module = L.LSTM(hidden_size=ref.HIDDEN, num_layers=2, bidirectional=True)
+    module = L.LSTM(ref.HIDDEN, num_layers=2, bidirectional=True)
     variables = module.init(KEY, XS)
     params = L.core_params(variables)
     ys = module.apply(variables, XS, seq_lengths=LENGTHS)
     assert ys.shape == (ref.BATCH, ref.TIME, 2 * ref.HIDDEN)
-    net = lstm_jax.stack(lstm_jax.lstm(ref.HIDDEN), 2, bidirectional=True)
+    net = lstm_jax.stack(lstm_jax.LSTMCell(ref.HIDDEN), 2, bidirectional=True)
     assert module.core == net
     ref.assert_trees_equal(ys, net.apply(params, XS, seq_lengths=LENGTHS)[1])
     _, ref_ys = ref.ref_stack(("lstm", "lstm"), params, XS, LENGTHS, bidirectional=True)
     ref.assert_close(ys, ref_ys)
 
 
+def test_lstm_and_gru_pass_their_options_to_the_cell():
+    lstm = L.LSTM(ref.HIDDEN, forget_bias=0.5, use_bias=False, carry_dtype=jnp.float32)
+    assert lstm.core.cells[0] == lstm_jax.LSTMCell(
+        ref.HIDDEN, forget_bias=0.5, use_bias=False, carry_dtype=jnp.float32
+    )
+    gru = L.GRU(ref.HIDDEN, num_layers=2, reset_after=False, residual=True)
+    assert gru.core == lstm_jax.stack(
+        lstm_jax.GRUCell(ref.HIDDEN, reset_after=False), 2, residual=True
+    )
+
+
 def test_gru_stack_returns_per_layer_carries():
-    module = L.GRU(hidden_size=ref.HIDDEN, num_layers=3, return_carry=True)
+    module = L.GRU(ref.HIDDEN, num_layers=3, return_carry=True)
     variables = module.init(KEY, XS)
     carries, ys = module.apply(variables, XS)
     assert len(carries) == 3 and all(c.shape == (ref.BATCH, ref.HIDDEN) for c in carries)
@@ -110,7 +169,7 @@ def test_gru_stack_returns_per_layer_carries():
 
 
 def test_stacked_rnn_takes_any_core_stack():
-    net = lstm_jax.stack([lstm_jax.lstm(ref.HIDDEN), lstm_jax.simple_rnn(2)], 2)
+    net = lstm_jax.stack([lstm_jax.LSTMCell(ref.HIDDEN), lstm_jax.SimpleRNNCell(2)], 2)
     module = L.StackedRNN(net)
     variables = module.init(KEY, XS)
     ys = module.apply(variables, XS)
@@ -118,8 +177,32 @@ def test_stacked_rnn_takes_any_core_stack():
     ref.assert_trees_equal(ys, net.apply(L.core_params(variables), XS)[1])
 
 
+def test_a_cell_defined_here_runs_in_every_layer(leaky):
+    params = ref.random_params(leaky, ref.INPUT, seed=5)
+    rnn = L.RNN(leaky, return_carry=True)
+    carry, ys = rnn.apply(L.module_variables(rnn, params), XS, seq_lengths=LENGTHS)
+    ref_carry, ref_ys, _ = ref.ref_unroll("leaky", params, XS, LENGTHS)
+    ref.assert_close(ys, ref_ys)
+    ref.assert_carry_close(carry, ref_carry)
+
+    bi = L.Bidirectional(leaky, backward_cell=lstm_jax.LSTMCell(ref.HIDDEN), merge="sum")
+    variables = bi.init(KEY, XS)
+    bi_params = L.core_params(variables)
+    assert isinstance(bi_params[0], LeakyParams)
+    _, want = ref.ref_bidirectional(("leaky", "lstm"), bi_params, XS, LENGTHS, merge="sum")
+    ref.assert_close(bi.apply(variables, XS, seq_lengths=LENGTHS), want)
+
+    stacked = L.StackedRNN(lstm_jax.stack(leaky, 2, dropout=0.5), deterministic=True)
+    variables = stacked.init(KEY, XS)
+    _, want = ref.ref_stack(("leaky", "leaky"), L.core_params(variables), XS, LENGTHS)
+    ref.assert_close(stacked.apply(variables, XS, seq_lengths=LENGTHS), want)
+    # its own field has no logical names: it is left unsharded
+    spec = nn.get_partition_spec(variables)["params"]["layers"][1]
+    assert spec.leak == PartitionSpec(None) and spec.w_ih == PartitionSpec("rnn_input", "rnn_gates")
+
+
 def test_dropout_needs_a_dropout_rng_in_training():
-    module = L.LSTM(hidden_size=ref.HIDDEN, num_layers=2, dropout=0.5)
+    module = L.LSTM(ref.HIDDEN, num_layers=2, dropout=0.5)
     variables = module.init(KEY, XS, deterministic=True)
     with pytest.raises(ValueError, match=r"LSTM: dropout=0.5 in training mode .*'dropout'"):
         module.apply(variables, XS, deterministic=False)
@@ -128,7 +211,7 @@ def test_dropout_needs_a_dropout_rng_in_training():
 
 
 def test_dropout_is_applied_only_in_training():
-    module = L.LSTM(hidden_size=ref.HIDDEN, num_layers=2, dropout=0.5)
+    module = L.LSTM(ref.HIDDEN, num_layers=2, dropout=0.5)
     variables = module.init(KEY, XS, deterministic=True)
     params = L.core_params(variables)
     eval_ys = module.apply(variables, XS, deterministic=True)
@@ -136,30 +219,34 @@ def test_dropout_is_applied_only_in_training():
     rngs = {"dropout": jax.random.key(7)}
     train_ys = module.apply(variables, XS, deterministic=False, rngs=rngs)
     assert not np.allclose(train_ys, eval_ys)
-    # the same dropout rng gives the same mask
+    # the same dropout rng gives the same mask, and so does the same dropout_key
     ref.assert_trees_equal(train_ys, module.apply(variables, XS, deterministic=False, rngs=rngs))
+    by_key = module.apply(variables, XS, deterministic=False, dropout_key=jax.random.key(8))
+    ref.assert_trees_equal(by_key, module.core.apply(params, XS, dropout_key=jax.random.key(8))[1])
     # the attribute works as well as the argument
     ref.assert_trees_equal(eval_ys, module.clone(deterministic=True).apply(variables, XS))
 
 
 def test_wrong_input_rank_is_named():
     with pytest.raises(ValueError, match=r"RNN: xs must have shape \[\*batch, time, input\]"):
-        L.RNN(lstm_jax.lstm(ref.HIDDEN)).init(KEY, jnp.ones((ref.INPUT,)))
+        L.RNN(lstm_jax.LSTMCell(ref.HIDDEN)).init(KEY, jnp.ones((ref.INPUT,)))
     with pytest.raises(ValueError, match=r"LSTM: xs must have shape"):
-        L.LSTM(hidden_size=2).init(KEY, jnp.ones((ref.INPUT,)))
+        L.LSTM(2).init(KEY, jnp.ones((ref.INPUT,)))
     with pytest.raises(ValueError, match=r"Bidirectional: xs must have shape"):
-        L.Bidirectional(lstm_jax.gru(2)).init(KEY, jnp.ones((ref.INPUT,)))
+        L.Bidirectional(lstm_jax.GRUCell(2)).init(KEY, jnp.ones((ref.INPUT,)))
 
 
-def test_flax_cell_in_place_of_a_core_cell_is_a_type_error():
+def test_a_flax_module_in_place_of_a_core_cell_is_a_type_error():
     with pytest.raises(TypeError, match=r"RNN: cell must be a core cell .*got the flax module"):
         L.RNN(nn.LSTMCell(4)).init(KEY, XS)
+    with pytest.raises(TypeError, match=r"RNN: cell must be a core cell .*its \.cell"):
+        L.RNN(L.RNNCell(lstm_jax.LSTMCell(4))).init(KEY, XS)
     with pytest.raises(TypeError, match=r"RNN: cell must be an lstm_jax cell"):
         L.RNN("lstm").init(KEY, XS)
 
 
 def test_rnn_cell_runs_in_flax_rnn_and_matches_ours():
-    cell = lstm_jax.lstm(ref.HIDDEN)
+    cell = lstm_jax.LSTMCell(ref.HIDDEN)
     theirs = nn.RNN(L.RNNCell(cell), return_carry=True)
     variables = theirs.init(KEY, XS)
     params = L.core_params(variables["params"]["cell"])
@@ -167,19 +254,18 @@ def test_rnn_cell_runs_in_flax_rnn_and_matches_ours():
     ref_carry, ref_ys, _ = ref.ref_unroll("lstm", params, XS)
     ref.assert_close(ys, ref_ys)
     ref.assert_carry_close(carry, ref_carry)
+    ours = L.RNN(cell)
+    ref.assert_trees_close(ours.apply(L.module_variables(ours, params), XS), ys)
 
 
-@pytest.mark.parametrize("factory", ["LSTMCell", "PeepholeLSTMCell", "CIFGLSTMCell", "GRUCell",
-                                     "SimpleRNNCell"])  # fmt: skip
-def test_cell_modules_step_like_the_core(factory):
-    module = getattr(L, factory)(ref.HIDDEN)
+@pytest.mark.parametrize("name", ["peephole", "gru_reset_before", "simple_relu"])
+def test_rnn_cell_steps_like_the_core(name):
+    module = L.RNNCell(ref.make_cell(name))
     x = XS[:, 0]
     carry = module.initialize_carry(KEY, x.shape)
     variables = module.init(KEY, carry, x)
-    params = L.core_params(variables)
     new, y = module.apply(variables, carry, x)
-    ref_new, ref_y = module.cell.step(params, carry, x)
-    ref.assert_trees_equal((new, y), (ref_new, ref_y))
+    ref.assert_trees_equal((new, y), module.cell.step(L.core_params(variables), carry, x))
 
 
 class _Tagger(nn.Module):
@@ -188,9 +274,8 @@ class _Tagger(nn.Module):
     @nn.compact
     def __call__(self, tokens, lengths, *, train: bool):
         x = nn.Embed(10, ref.INPUT)(tokens)
-        h = L.LSTM(hidden_size=ref.HIDDEN, num_layers=2, dropout=0.1,
-                   name="encoder")(x, seq_lengths=lengths, deterministic=not train)  # fmt: skip
-        return nn.Dense(2)(h)
+        encoder = L.LSTM(ref.HIDDEN, num_layers=2, dropout=0.1, name="encoder")
+        return nn.Dense(2)(encoder(x, seq_lengths=lengths, deterministic=not train))
 
 
 def test_works_inside_a_linen_model_under_jit_and_grad():
@@ -211,7 +296,7 @@ def test_works_inside_a_linen_model_under_jit_and_grad():
 
 
 def test_nn_jit_and_nn_vmap():
-    cell = lstm_jax.gru(ref.HIDDEN)
+    cell = lstm_jax.GRUCell(ref.HIDDEN)
     variables = L.RNN(cell).init(KEY, XS)
     want = L.RNN(cell).apply(variables, XS)
     jitted = nn.jit(L.RNN)(cell)
@@ -220,14 +305,13 @@ def test_nn_jit_and_nn_vmap():
     vmapped = nn.vmap(
         L.RNN, in_axes=0, out_axes=0, variable_axes={"params": None}, split_rngs={"params": False}
     )(cell)
-    xs2 = jnp.stack([XS, 2 * XS])
-    ys2 = vmapped.apply(variables, xs2)
+    ys2 = vmapped.apply(variables, jnp.stack([XS, 2 * XS]))
     ref.assert_trees_close(ys2[0], want)
     ref.assert_trees_close(ys2[1], L.RNN(cell).apply(variables, 2 * XS))
 
 
 def test_parameters_carry_logical_axis_names():
-    module = L.GRU(hidden_size=ref.HIDDEN, bidirectional=True)
+    module = L.GRU(ref.HIDDEN, bidirectional=True)
     variables = module.init(KEY, XS)
     specs = nn.get_partition_spec(variables)["params"]["layers"][0][1]
     assert specs == lstm_jax.GRUParams(
@@ -239,7 +323,7 @@ def test_parameters_carry_logical_axis_names():
 
 
 def test_logical_names_shard_with_jax_sharding():
-    module = L.LSTM(hidden_size=ref.HIDDEN)
+    module = L.LSTM(ref.HIDDEN)
     variables = module.init(KEY, XS)
     mesh = Mesh(np.asarray(jax.devices()[:1]), ("model",))
     rules = (("rnn_gates", "model"), ("rnn_input", None), ("rnn_hidden", None))
@@ -255,3 +339,8 @@ def test_core_params_rejects_foreign_variables():
         L.core_params({"params": {"Dense_0": {}}})
     with pytest.raises(TypeError, match=r"module_variables: module must be a module of"):
         L.module_variables(nn.Dense(3), ())
+
+
+def test_options_are_keyword_only():
+    with pytest.raises(TypeError, match=r"takes from 2 to 4 positional arguments"):
+        L.LSTM(ref.HIDDEN, None, None, 2)
