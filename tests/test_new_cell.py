@@ -150,3 +150,20 @@ def test_checkpoint_round_trip(tmp_path):
     model, restored, _ = checkpoint.restore(tmp_path / "ckpt")
     assert model == net
     ref.assert_trees_equal(restored, params)
+
+
+def test_both_flax_layers_run_the_new_cell():
+    from flax import nnx
+
+    from lstm_jax.flax import linen as rnn_linen
+    from lstm_jax.flax import nnx as rnn_nnx
+
+    lengths = jnp.asarray(LENGTHS)
+    _, want = numpy_unroll(PARAMS, np.asarray(XS), LENGTHS)
+    linen_layer = rnn_linen.RNN(CELL)
+    variables = rnn_linen.module_variables(linen_layer, PARAMS)
+    got = linen_layer.apply(variables, XS, seq_lengths=lengths)
+    np.testing.assert_allclose(np.asarray(got), want, atol=2e-5)
+    nnx_layer = rnn_nnx.RNN(CELL, IN, rngs=nnx.Rngs(0))
+    nnx_layer.load_core_params(PARAMS)
+    np.testing.assert_allclose(np.asarray(nnx_layer(XS, seq_lengths=lengths)), want, atol=2e-5)
