@@ -20,37 +20,25 @@ from typing import ClassVar
 import numpy as np
 import tensorflow_datasets as tfds
 
+from lstm_jax.data.offline_builder import OfflineBuilder
+
 NUM_IMAGES = 1797
 NUM_TRAIN = 898
 
 
-class SklearnDigits(tfds.core.GeneratorBasedBuilder):
+class SklearnDigits(OfflineBuilder):
     """scikit-learn's ``load_digits``; see the module docstring."""
 
     VERSION = tfds.core.Version("1.0.0")
     RELEASE_NOTES: ClassVar[dict[str, str]] = {"1.0.0": "First half train, second half test."}
-
-    def _info(self) -> tfds.core.DatasetInfo:
-        return tfds.core.DatasetInfo(
-            builder=self,
-            description=__doc__,
-            features=tfds.features.FeaturesDict(
-                {
-                    "image": tfds.features.Tensor(shape=(8, 8), dtype=np.uint8),
-                    "label": tfds.features.ClassLabel(num_classes=10),
-                    "index": tfds.features.Scalar(dtype=np.int32),
-                }
-            ),
-            supervised_keys=("image", "label"),
-            homepage="https://archive.ics.uci.edu/dataset/80",
-        )
-
-    def _split_generators(self, dl_manager):
-        del dl_manager  # the data ships with scikit-learn
-        return {
-            "train": self._generate_examples(0, NUM_TRAIN),
-            "test": self._generate_examples(NUM_TRAIN, NUM_IMAGES),
-        }
+    HOMEPAGE = "https://archive.ics.uci.edu/dataset/80"
+    FEATURES: ClassVar = {
+        "image": tfds.features.Tensor(shape=(8, 8), dtype=np.uint8),
+        "label": tfds.features.ClassLabel(num_classes=10),
+        "index": tfds.features.Scalar(dtype=np.int32),
+    }
+    SUPERVISED_KEYS = ("image", "label")
+    SPLITS: ClassVar = {"train": (0, NUM_TRAIN), "test": (NUM_TRAIN, NUM_IMAGES)}
 
     def _generate_examples(self, start: int, stop: int) -> Iterator[tuple[int, dict]]:
         from sklearn.datasets import load_digits

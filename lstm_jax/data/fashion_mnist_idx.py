@@ -26,6 +26,8 @@ from typing import ClassVar
 import numpy as np
 import tensorflow_datasets as tfds
 
+from lstm_jax.data.offline_builder import OfflineBuilder
+
 DIR_ENV = "FASHION_MNIST_DIR"
 DEBIAN_DIR = "/usr/share/datasets/fashion-mnist"
 FILES = {
@@ -65,25 +67,17 @@ def read_idx(path: str, ndim: int) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8, offset=4 * (1 + ndim)).reshape(shape)
 
 
-class FashionMnistIdx(tfds.core.GeneratorBasedBuilder):
+class FashionMnistIdx(OfflineBuilder):
     """Fashion-MNIST from local IDX files; see the module docstring."""
 
     VERSION = tfds.core.Version("1.0.0")
     RELEASE_NOTES: ClassVar[dict[str, str]] = {"1.0.0": "Raw uint8 images, standard splits."}
-
-    def _info(self) -> tfds.core.DatasetInfo:
-        return tfds.core.DatasetInfo(
-            builder=self,
-            description=__doc__,
-            features=tfds.features.FeaturesDict(
-                {
-                    "image": tfds.features.Tensor(shape=(28, 28, 1), dtype=np.uint8),
-                    "label": tfds.features.ClassLabel(names=LABELS),
-                }
-            ),
-            supervised_keys=("image", "label"),
-            homepage="https://github.com/zalandoresearch/fashion-mnist",
-        )
+    HOMEPAGE = "https://github.com/zalandoresearch/fashion-mnist"
+    FEATURES: ClassVar = {
+        "image": tfds.features.Tensor(shape=(28, 28, 1), dtype=np.uint8),
+        "label": tfds.features.ClassLabel(names=LABELS),
+    }
+    SUPERVISED_KEYS = ("image", "label")
 
     def _split_generators(self, dl_manager):
         del dl_manager  # the files are local

@@ -26,6 +26,8 @@ from typing import ClassVar
 import numpy as np
 import tensorflow_datasets as tfds
 
+from lstm_jax.data.offline_builder import OfflineBuilder
+
 SPLIT_BUCKETS = {"test": (0,), "validation": (1,), "train": tuple(range(2, 10))}
 _UNDERLINE = re.compile(r"^\s*([*=\-~^#+])\1{2,}\s*$")
 
@@ -52,32 +54,21 @@ def paragraphs(text: str) -> list[str]:
     return [b.strip("\n").rstrip() for b in blocks if b.strip()]
 
 
-class PydocTopics(tfds.core.GeneratorBasedBuilder):
+class PydocTopics(OfflineBuilder):
     """Paragraphs of ``pydoc_data.topics``; see the module docstring."""
 
     VERSION = tfds.core.Version("1.0.0")
     RELEASE_NOTES: ClassVar[dict[str, str]] = {
         "1.0.0": "Paragraphs, prose flag, topic-level splits."
     }
-
-    def _info(self) -> tfds.core.DatasetInfo:
-        return tfds.core.DatasetInfo(
-            builder=self,
-            description=__doc__,
-            features=tfds.features.FeaturesDict(
-                {
-                    "topic": tfds.features.Text(),
-                    "index": tfds.features.Scalar(dtype=np.int32),
-                    "text": tfds.features.Text(),
-                    "prose": tfds.features.Scalar(dtype=np.bool_),
-                }
-            ),
-            homepage="https://docs.python.org/3/library/pydoc.html",
-        )
-
-    def _split_generators(self, dl_manager):
-        del dl_manager  # the data ships with Python
-        return {split: self._generate_examples(split) for split in SPLIT_BUCKETS}
+    HOMEPAGE = "https://docs.python.org/3/library/pydoc.html"
+    FEATURES: ClassVar = {
+        "topic": tfds.features.Text(),
+        "index": tfds.features.Scalar(dtype=np.int32),
+        "text": tfds.features.Text(),
+        "prose": tfds.features.Scalar(dtype=np.bool_),
+    }
+    SPLITS: ClassVar = {split: (split,) for split in SPLIT_BUCKETS}
 
     def _generate_examples(self, split: str) -> Iterator[tuple[str, dict]]:
         from pydoc_data.topics import topics

@@ -29,6 +29,8 @@ from typing import ClassVar
 import numpy as np
 import tensorflow_datasets as tfds
 
+from lstm_jax.data.offline_builder import OfflineBuilder
+
 SPLIT = "full"
 
 
@@ -47,15 +49,13 @@ def interpolate_missing(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return filled, observed
 
 
-def _features() -> tfds.features.FeaturesDict:
-    return tfds.features.FeaturesDict(
-        {
-            "t": tfds.features.Scalar(dtype=np.int32),
-            "date": tfds.features.Text(),
-            "value": tfds.features.Scalar(dtype=np.float32),
-            "observed": tfds.features.Scalar(dtype=np.bool_),
-        }
-    )
+# Both series: one example per time step.
+SERIES_FEATURES = {
+    "t": tfds.features.Scalar(dtype=np.int32),
+    "date": tfds.features.Text(),
+    "value": tfds.features.Scalar(dtype=np.float32),
+    "observed": tfds.features.Scalar(dtype=np.bool_),
+}
 
 
 def _examples(dates: list[str], values: np.ndarray) -> Iterator[tuple[int, dict]]:
@@ -64,27 +64,22 @@ def _examples(dates: list[str], values: np.ndarray) -> Iterator[tuple[int, dict]
         yield t, {"t": t, "date": date, "value": np.float32(v), "observed": bool(seen)}
 
 
-class StatsmodelsCo2(tfds.core.GeneratorBasedBuilder):
+class _StatsmodelsSeries(OfflineBuilder, skip_registration=True):
+    """One series of statsmodels' data sets, one example per time step, stored in time order."""
+
+    FEATURES: ClassVar = SERIES_FEATURES
+    IN_ORDER = True  # keys are the time index: slices cut in time
+    SPLITS: ClassVar = {SPLIT: ()}
+
+
+class StatsmodelsCo2(_StatsmodelsSeries):
     """Weekly Mauna Loa CO2 from statsmodels; see the module docstring."""
 
     VERSION = tfds.core.Version("1.0.0")
     RELEASE_NOTES: ClassVar[dict[str, str]] = {
         "1.0.0": "Weekly values, gaps filled linearly in time, observed flag."
     }
-
-    def _info(self) -> tfds.core.DatasetInfo:
-        return tfds.core.DatasetInfo(
-            builder=self,
-            description=__doc__,
-            features=_features(),
-            # Keys are the time index: stored (and read) in time order, so slices cut in time.
-            disable_shuffling=True,
-            homepage="https://www.statsmodels.org/stable/datasets/generated/co2.html",
-        )
-
-    def _split_generators(self, dl_manager):
-        del dl_manager  # the data ships with statsmodels
-        return {SPLIT: self._generate_examples()}
+    HOMEPAGE = "https://www.statsmodels.org/stable/datasets/generated/co2.html"
 
     def _generate_examples(self) -> Iterator[tuple[int, dict]]:
         from statsmodels.datasets import co2
@@ -94,25 +89,12 @@ class StatsmodelsCo2(tfds.core.GeneratorBasedBuilder):
         return _examples(dates, frame["co2"].to_numpy(dtype=np.float64))
 
 
-class StatsmodelsSunspots(tfds.core.GeneratorBasedBuilder):
+class StatsmodelsSunspots(_StatsmodelsSeries):
     """Yearly sunspot numbers from statsmodels; see the module docstring."""
 
     VERSION = tfds.core.Version("1.0.0")
     RELEASE_NOTES: ClassVar[dict[str, str]] = {"1.0.0": "Yearly values 1700-2008."}
-
-    def _info(self) -> tfds.core.DatasetInfo:
-        return tfds.core.DatasetInfo(
-            builder=self,
-            description=__doc__,
-            features=_features(),
-            # Keys are the time index: stored (and read) in time order, so slices cut in time.
-            disable_shuffling=True,
-            homepage="https://www.statsmodels.org/stable/datasets/generated/sunspots.html",
-        )
-
-    def _split_generators(self, dl_manager):
-        del dl_manager  # the data ships with statsmodels
-        return {SPLIT: self._generate_examples()}
+    HOMEPAGE = "https://www.statsmodels.org/stable/datasets/generated/sunspots.html"
 
     def _generate_examples(self) -> Iterator[tuple[int, dict]]:
         from statsmodels.datasets import sunspots
