@@ -173,6 +173,8 @@ def parse_args(argv: Sequence[str] | None) -> Config:
     args = parser.parse_args(argv)
     if args.cell != "lstm":
         raise ValueError(f"--cell must be lstm for the PTB recipes, got {args.cell!r}")
+    if args.schedule != "constant":
+        raise ValueError(f"--schedule: ptb_lm anneals per epoch (--anneal), got {args.schedule!r}")
     if args.devices not in (None, 1):
         raise ValueError(f"--devices: this experiment runs on one device, got {args.devices}")
     config = common.config_from_args(Config, args)

@@ -136,6 +136,20 @@ def test_presets_match_the_published_recipes():
     assert (large.hidden, large.dropout, large.clip_norm, large.epochs) == (64, 0.65, 10.0, 55)
 
 
+@pytest.mark.parametrize(
+    ("argv", "match"),
+    [
+        (["--schedule", "cosine"], "--anneal"),
+        (["--bptt", "0"], "--bptt"),
+        (["--dropout", "1.0"], "--dropout"),
+        (["--cell", "gru"], "--cell"),
+    ],
+)
+def test_bad_flags_are_refused_by_name(argv, match):
+    with pytest.raises(ValueError, match=match):
+        ptb_lm.parse_args(argv)
+
+
 def _smoke(out, steps, data_dir):
     return ptb_lm.main(
         ["--preset", "small", "--hidden", "8", "--batch-size", "4", "--bptt", "10",
