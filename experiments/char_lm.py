@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import os
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -37,7 +38,7 @@ import optax
 
 import lstm_jax
 from experiments import common
-from lstm_jax import data
+from lstm_jax import data, training
 
 LN2 = math.log(2.0)
 
@@ -46,54 +47,28 @@ LN2 = math.log(2.0)
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
-    cell: str = "lstm"
-    steps: int = 1500
-    seed: int = 0
+class Config(common.RunConfig):
     out: str = "runs/char_lm"
-    overwrite: bool = False
+    steps: int = 1500
     hidden: int = 256
-    embed: int = 32
-    seq_len: int = 100
     batch_size: int = 32
     lr: float = 3e-3
     schedule: str = "cosine"
-    clip_norm: float = 1.0
     eval_size: int = 16
-    eval_chars: int = 0
-    log_every: int = 50
     eval_every: int = 500
-    checkpoint_every: int = 0
-    keep: int = 2
-    devices: int | None = None
-    progress: bool | None = None
-    tensorboard: bool = False
-    prompt: str = "The "
-    sample_len: int = 400
-    temperature: float = 0.7
-    data_dir: str | None = None
+    embed: int = common.option(32, "character embedding width")
+    seq_len: int = common.option(100, "training window, chars")
+    eval_chars: int = common.option(0, "held-out chars scored (0: all)")
+    # The prompt, length and temperature of the sample only shape the text drawn after
+    # training: they may change on a rerun.
+    prompt: str = common.option("The ", "text the sample continues")
+    sample_len: int = common.option(400, "chars generated")
+    temperature: float = common.option(0.7, "sampling temperature")
+    data_dir: str | None = common.option(None, "TFDS data dir (default: cache)", type=str)
 
 
 def parse_args(argv: Sequence[str] | None) -> Config:
-    d = Config()
-    parser = common.base_parser(
-        __doc__.split("\n\n")[0],
-        out=d.out, steps=d.steps, hidden=d.hidden, batch_size=d.batch_size, lr=d.lr,
-        schedule=d.schedule, eval_size=d.eval_size, eval_every=d.eval_every,
-    )  # fmt: skip
-    parser.add_argument("--embed", type=int, default=d.embed, help="character embedding width")
-    parser.add_argument("--seq-len", type=int, default=d.seq_len, help="training window, chars")
-    parser.add_argument(
-        "--eval-chars", type=int, default=d.eval_chars, help="held-out chars scored (0: all)"
-    )
-    parser.add_argument("--prompt", default=d.prompt, help="text the sample continues")
-    parser.add_argument("--sample-len", type=int, default=d.sample_len, help="chars generated")
-    parser.add_argument(
-        "--temperature", type=float, default=d.temperature, help="sampling temperature"
-    )
-    parser.add_argument("--data-dir", default=d.data_dir, help="TFDS data dir (default: cache)")
-    config = common.config_from_args(Config, parser.parse_args(argv))
-    common.check_config(config)
+    config = common.parse_config(Config, argv, __doc__.split("\n\n")[0])
     for name in ("embed", "seq_len", "sample_len", "eval_every"):
         if getattr(config, name) < 1:
             raise ValueError(
@@ -246,15 +221,47 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         return {"val_bpc": float(held_out_bpc(params, val))}
 
     start = time.perf_counter()
-    # The prompt, length and temperature of the sample only shape the text drawn after training.
-    params, history = common.fit(
-        config,
-        params,
-        loss_fn,
-        batch_fn,
-        eval_fn,
-        may_change=("prompt", "sample_len", "temperature"),
+    # ---- training: the optimiser, the devices, the train step, the loop in --out
+    schedule = training.learning_rate_schedule(
+        config.lr, schedule=config.schedule, total_steps=config.steps
     )
+    optimizer = training.make_optimizer(schedule, clip_norm=config.clip_norm)
+    mesh = training.make_mesh(config.devices)
+    state = training.create_train_state(params, optimizer, jax.random.PRNGKey(config.seed))
+    shardings = training.state_shardings(state, mesh, optimizer)
+    state = training.place_state(state, shardings)
+    train_step = training.make_train_step(
+        loss_fn, optimizer, learning_rate=schedule, state_sharding=shardings
+    )
+    # --out is resumed when it holds checkpoints of this configuration (--overwrite: afresh).
+    with training.RunLock(config.out):
+        if config.overwrite:
+            training.clear_run(config.out)
+        with training.Checkpointer(
+            os.path.join(config.out, "checkpoints"),
+            save_every=config.checkpoint_every,
+            keep=config.keep,
+            metadata={"config": dataclasses.asdict(config)},
+        ) as ckpt:
+            sample_options = {"prompt", "sample_len", "temperature"}
+            training.check_resume(ckpt, config, may_change=common.RESUMABLE | sample_options)
+            with training.MetricLogger(config.out, tensorboard=config.tensorboard) as logger:
+                state, _ = training.train(
+                    state,
+                    train_step,
+                    batch_fn,
+                    num_steps=config.steps,
+                    checkpointer=ckpt,
+                    logger=logger,
+                    log_every=min(config.log_every, config.steps),
+                    eval_fn=eval_fn,
+                    eval_every=config.eval_every,
+                    mesh=mesh,
+                    progress=config.progress,
+                )
+        # The whole run's records: those of the interrupted runs this one resumed, too.
+        history = training.read_history(config.out)
+    params = state.params
     train_seconds = time.perf_counter() - start
 
     test_bpc = float(held_out_bpc(params, test))

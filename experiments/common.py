@@ -1,33 +1,20 @@
-"""What every experiment shares: the command line, the cells, a readout layer, the training
-run, and the results (``metrics.json``, ``log.jsonl``, PNG learning curves).
+"""What every experiment shares: the configuration fields and command line, the cells, a
+readout layer, and the results (``metrics.json`` and PNG learning curves).
 
-Each experiment script stays readable top to bottom: configuration, data, model, loop, results.
-This module only holds the parts that would otherwise be copied into every script.
-
-A run directory (``--out``) is resumable and safe to run again:
-
-* ``fit`` holds a lock on it (``<out>/run.lock``, with the holder's pid): a second process
-  writing the same directory stops with a message naming the first; a lock left by a killed
-  process is stale and taken over.
-* The checkpoints store the run's configuration. Resuming with options that change the run
-  (``--seed``, ``--cell``, ``--hidden``, ``--lr``, ...) is refused with the differing options
-  listed; ``RESUMABLE`` names those that may change (``--steps``, to extend a run with a
-  constant learning rate; how the run is logged, shown, checkpointed and placed). ``--overwrite``
-  starts afresh in the same directory.
-* ``fit`` returns the history read back from ``log.jsonl``, so ``metrics.json`` is the same
-  whether the run was interrupted or not, and a finished run run again only re-evaluates.
+Each experiment script reads top to bottom: its ``Config`` (a frozen dataclass extending
+``RunConfig``; the command line is derived from it), data, model, the training loop built from
+``lstm_jax.training``, results. This module only holds the parts that would otherwise be copied
+into every script; the run directory's lock, resume check and history are
+``lstm_jax.training.run_directory``.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import fcntl
 import json
 import math
 import os
-import shutil
-import socket
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -42,8 +29,8 @@ from lstm_jax.typing import Array, PyTree
 
 CELLS = ("simple_rnn", "lstm", "peephole_lstm", "cifg_lstm", "gru")
 # Configuration fields that may differ between a run and its resumption: they change how the run
-# is shown, logged, checkpointed and placed, not the numbers it computes. ``steps`` may change
-# too, under conditions (see ``check_resume``).
+# is shown, logged, checkpointed and placed, not the numbers it computes (``--steps`` may grow
+# too, with a constant schedule; see ``training.config_differences``).
 RESUMABLE = frozenset(
     {
         "out",
@@ -60,19 +47,6 @@ RESUMABLE = frozenset(
 )
 # metrics.json says "diverged" when the final train loss is this many times that of step 0.
 DIVERGENCE_FACTOR = 10.0
-LOCK_FILE = "run.lock"
-
-
-class RunError(Exception):
-    """A run that cannot go ahead as asked; the command line prints it as one line."""
-
-
-class ConfigMismatchError(RunError, ValueError):
-    """``--out`` holds checkpoints of a run with another configuration."""
-
-
-class RunLockedError(RunError, RuntimeError):
-    """Another live process holds the lock on ``--out``."""
 
 
 # ---- command line -------------------------------------------------------------------------
@@ -111,59 +85,94 @@ def run_directory(text: str) -> str:
     return text
 
 
-def base_parser(description: str, **defaults: Any) -> argparse.ArgumentParser:
-    """The options every experiment has; ``defaults`` overrides their default values."""
+def option(
+    default: Any,
+    help: str,
+    *,
+    type: Callable[[str], Any] | None = None,
+    choices: Sequence[Any] | None = None,
+) -> Any:
+    """A ``Config`` field that is also a command-line option ``--field-name``.
+
+    Args:
+      default: the field's default, also the option's.
+      help: the option's help text.
+      type: parses the option's text (default: the type of ``default``, else ``str``);
+        ``bool`` makes a flag: ``--name`` when the default is False, ``--name/--no-name``
+        otherwise.
+      choices: the values allowed.
+
+    A subclass may give a field a new default with a plain ``name: type = value``; the
+    option keeps the help, type and choices declared here.
+    """
+    return dataclasses.field(
+        default=default, metadata={"help": help, "type": type, "choices": choices}
+    )
+
+
+_at_least_0, _at_least_1 = int_at_least(0), int_at_least(1)
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """The fields every experiment's ``Config`` has; a script's ``Config`` extends it (its own
+    fields, and new defaults for these) and ``parse_config`` reads it from the command line."""
+
+    cell: str = option("lstm", "recurrent cell", choices=CELLS)
+    # >= 0 here, since a script may give 0 a meaning (ptb_lm: epochs); check_config wants >= 1.
+    steps: int = option(2000, "optimiser steps", type=_at_least_0)
+    seed: int = option(0, "seed of the initialisation and the data")
+    out: str = option("runs/experiment", "output directory", type=run_directory)
+    overwrite: bool = option(
+        False, "delete the checkpoints, log and metrics in --out first (instead of resuming)"
+    )
+    hidden: int = option(64, "hidden size", type=_at_least_1)
+    batch_size: int = option(64, "sequences per step", type=_at_least_1)
+    lr: float = option(1e-3, "peak learning rate (Adam)", type=positive_float)
+    schedule: str = option("constant", "learning-rate schedule", choices=training.SCHEDULES)
+    clip_norm: float = option(1.0, "global gradient-norm clip", type=positive_float)
+    eval_size: int = option(1000, "test sequences", type=_at_least_1)
+    log_every: int = option(50, "steps per logged train record", type=_at_least_1)
+    eval_every: int = option(
+        250, "steps between test evaluations (0: at the end only)", type=_at_least_0
+    )
+    checkpoint_every: int = option(0, "steps between checkpoints (0: at the end)", type=_at_least_0)
+    keep: int = option(2, "checkpoints to keep", type=_at_least_1)
+    devices: int | None = option(None, "devices to shard the batch over (all)", type=_at_least_1)
+    progress: bool | None = option(None, "progress bar (default: only on a terminal)", type=bool)
+    tensorboard: bool = option(False, "also write TensorBoard events")
+
+
+def _option_metadata(cls: type, name: str) -> Any:
+    """The ``option`` metadata of field ``name``: the nearest class in ``cls``'s MRO that
+    declared it with ``option`` (a subclass may redeclare a field with a plain default)."""
+    for klass in cls.__mro__:
+        field = getattr(klass, "__dataclass_fields__", {}).get(name)
+        if field is not None and "help" in field.metadata:
+            return field.metadata
+    raise TypeError(f"{cls.__name__}.{name}: declare the field with common.option(default, help)")
+
+
+def parser_for(cls: type, description: str) -> argparse.ArgumentParser:
+    """The command line of the ``Config`` dataclass ``cls``: one ``--field-name`` per field,
+    with the field's default, plus the multi-host options (``--distributed``, ...)."""
     p = argparse.ArgumentParser(
         description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
-    at_least_0, at_least_1 = int_at_least(0), int_at_least(1)
-    p.add_argument("--cell", choices=CELLS, default="lstm", help="recurrent cell")
-    # >= 0 here, since a script may give 0 a meaning (ptb_lm: epochs); check_config wants >= 1.
-    p.add_argument("--steps", type=at_least_0, default=2000, help="optimiser steps")
-    p.add_argument("--seed", type=int, default=0, help="seed of the initialisation and the data")
-    p.add_argument("--out", type=run_directory, default="runs/experiment", help="output directory")
-    p.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="delete the checkpoints, log and metrics in --out first (instead of resuming)",
-    )
-    p.add_argument("--hidden", type=at_least_1, default=64, help="hidden size")
-    p.add_argument("--batch-size", type=at_least_1, default=64, help="sequences per step")
-    p.add_argument("--lr", type=positive_float, default=1e-3, help="peak learning rate (Adam)")
-    p.add_argument(
-        "--schedule",
-        choices=training.SCHEDULES,
-        default="constant",
-        help="learning-rate schedule",
-    )
-    p.add_argument(
-        "--clip-norm", type=positive_float, default=1.0, help="global gradient-norm clip"
-    )
-    p.add_argument("--eval-size", type=at_least_1, default=1000, help="test sequences")
-    p.add_argument("--log-every", type=at_least_1, default=50, help="steps per logged train record")
-    p.add_argument(
-        "--eval-every",
-        type=at_least_0,
-        default=250,
-        help="steps between test evaluations (0: at the end only)",
-    )
-    p.add_argument(
-        "--checkpoint-every",
-        type=at_least_0,
-        default=0,
-        help="steps between checkpoints (0: at the end)",
-    )
-    p.add_argument("--keep", type=at_least_1, default=2, help="checkpoints to keep")
-    p.add_argument(
-        "--devices", type=at_least_1, default=None, help="devices to shard the batch over (all)"
-    )
-    p.add_argument(
-        "--progress",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="progress bar (default: only on a terminal)",
-    )
-    p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard events")
+    for field in dataclasses.fields(cls):
+        meta = _option_metadata(cls, field.name)
+        flag = "--" + field.name.replace("_", "-")
+        kwargs: dict[str, Any] = {"default": field.default, "help": meta["help"]}
+        if meta["type"] is bool or isinstance(field.default, bool):
+            kwargs["action"] = (
+                "store_true" if field.default is False else argparse.BooleanOptionalAction
+            )
+        else:
+            default_type = type(field.default) if field.default is not None else str
+            kwargs["type"] = meta["type"] or default_type
+            if meta["choices"] is not None:
+                kwargs["choices"] = meta["choices"]
+        p.add_argument(flag, **kwargs)
     p.add_argument(
         "--distributed",
         action="store_true",
@@ -173,8 +182,23 @@ def base_parser(description: str, **defaults: Any) -> argparse.ArgumentParser:
     p.add_argument("--coordinator", default=None, help="multi-host coordinator HOST:PORT")
     p.add_argument("--num-processes", type=int, default=None, help="multi-host process count")
     p.add_argument("--process-id", type=int, default=None, help="this process's index")
+    return p
+
+
+def base_parser(description: str, **defaults: Any) -> argparse.ArgumentParser:
+    """The options of ``RunConfig``; ``defaults`` overrides their default values (for scripts
+    that add their own options to a parser rather than extend ``RunConfig``)."""
+    p = parser_for(RunConfig, description)
     p.set_defaults(**defaults)
     return p
+
+
+def parse_config(cls: type, argv: Sequence[str] | None, description: str) -> Any:
+    """The ``Config`` dataclass ``cls`` filled from ``argv`` (its parser is ``parser_for``),
+    checked by ``check_config``; see ``config_from_args`` for the multi-host start."""
+    config = config_from_args(cls, parser_for(cls, description).parse_args(argv))
+    check_config(config)
+    return config
 
 
 def config_from_args(cls: type, args: argparse.Namespace) -> Any:
@@ -210,8 +234,9 @@ def check_config(config: Any) -> None:
 
 
 def cli(main: Callable[[Sequence[str]], Any], argv: Sequence[str] | None = None) -> Any:
-    """Runs a script's ``main`` as a command: a ``RunError`` or a corrupted-checkpoint error is
-    one line on stderr and exit status 1, not a traceback; warnings are one line each."""
+    """Runs a script's ``main`` as a command: a ``training.RunError`` or a corrupted-checkpoint
+    error is one line on stderr and exit status 1, not a traceback; warnings are one line
+    each."""
     prog = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "experiment"
     default_format = warnings.formatwarning
     warnings.formatwarning = lambda message, category, *args, **kwargs: (
@@ -219,7 +244,7 @@ def cli(main: Callable[[Sequence[str]], Any], argv: Sequence[str] | None = None)
     )
     try:
         return main(sys.argv[1:] if argv is None else argv)
-    except (RunError, training.CorruptCheckpointError) as e:
+    except (training.RunError, training.CorruptCheckpointError) as e:
         sys.exit(f"{prog}: error: {e}")
     finally:
         warnings.formatwarning = default_format
@@ -264,213 +289,6 @@ def dense(params: dict[str, Array], x: Array) -> Array:
 
 def count_params(params: PyTree) -> int:
     return sum(int(x.size) for x in jax.tree_util.tree_leaves(params))
-
-
-# ---- the run ------------------------------------------------------------------------------
-
-
-def fit(
-    config: Any,
-    params: PyTree,
-    loss_fn: Callable[[PyTree, PyTree, Array], Any],
-    batch_fn: Callable[[int], PyTree],
-    eval_fn: Callable[[PyTree], dict[str, float]],
-    *,
-    optimizer: Any = None,
-    may_change: Sequence[str] = (),
-) -> tuple[PyTree, list[dict[str, Any]]]:
-    """Trains ``params`` on ``batch_fn`` with the options of ``base_parser``.
-
-    Writes ``<out>/log.jsonl`` and checkpoints under ``<out>/checkpoints``, resuming from them
-    when present (and refusing to when they hold a run with another configuration; see
-    ``check_resume``), while holding the lock on ``<out>``. ``may_change`` names options of the
-    script, beyond ``RESUMABLE``, that do not change the training (evaluation-only options).
-
-    Returns:
-      The final parameters and the whole run's history, read back from ``log.jsonl`` (records
-      of this process and of the interrupted ones it resumed, without their ``time``).
-
-    Raises:
-      ConfigMismatchError: ``--out`` holds checkpoints of another configuration.
-      RunLockedError: another process is writing ``--out``.
-    """
-    schedule = training.learning_rate_schedule(
-        config.lr, schedule=config.schedule, total_steps=config.steps
-    )
-    if optimizer is None:
-        optimizer = training.make_optimizer(schedule, clip_norm=config.clip_norm)
-    mesh = training.make_mesh(config.devices)
-    state = training.create_train_state(params, optimizer, jax.random.PRNGKey(config.seed))
-    shardings = training.state_shardings(state, mesh, optimizer)
-    state = training.place_state(state, shardings)
-    step = training.make_train_step(
-        loss_fn, optimizer, learning_rate=schedule, state_sharding=shardings
-    )
-    os.makedirs(config.out, exist_ok=True)
-    with RunLock(config.out):
-        if getattr(config, "overwrite", False):
-            clear_run(config.out)
-        with training.Checkpointer(
-            os.path.join(config.out, "checkpoints"),
-            save_every=config.checkpoint_every,
-            keep=config.keep,
-            metadata={"config": dataclasses.asdict(config)},
-        ) as ckpt:
-            saved = ckpt.metadata()
-            if saved is not None:
-                check_resume(config, saved.get("config"), ckpt.latest_step(), may_change)
-            with training.MetricLogger(config.out, tensorboard=config.tensorboard) as logger:
-                state, _ = training.train(
-                    state,
-                    step,
-                    batch_fn,
-                    num_steps=config.steps,
-                    checkpointer=ckpt,
-                    logger=logger,
-                    log_every=min(config.log_every, config.steps),
-                    eval_fn=eval_fn,
-                    eval_every=config.eval_every,
-                    mesh=mesh,
-                    progress=config.progress,
-                )
-        history = read_history(config.out)
-    return state.params, history
-
-
-def read_history(out: str) -> list[dict[str, Any]]:
-    """The records of ``<out>/log.jsonl`` as ``training.train`` returns them: without the
-    wall-clock ``time``, with non-finite values back as floats."""
-    history = []
-    for record in training.read_jsonl(os.path.join(out, "log.jsonl")):
-        history.append(
-            {
-                k: float(v) if k != "split" and v in ("nan", "inf", "-inf") else v
-                for k, v in record.items()
-                if k != "time"
-            }
-        )
-    return history
-
-
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
-
-
-def check_resume(
-    config: Any, saved: dict[str, Any] | None, step: int | None, may_change: Sequence[str] = ()
-) -> None:
-    """Refuses to resume a run whose checkpoints were written with another configuration.
-
-    Fields in ``RESUMABLE`` and ``may_change`` may differ. ``steps`` may change only with a
-    constant learning rate (a schedule decays over ``--steps``), and not below the step of the
-    checkpoint.
-
-    Raises:
-      ConfigMismatchError: the differing options, each as ``--name saved -> now``.
-    """
-    out = config.out
-    hint = "pass --overwrite to start afresh there, or choose a new --out"
-    if not isinstance(saved, dict):
-        raise ConfigMismatchError(
-            f"{out} holds checkpoints that do not record their configuration (step {step}); {hint}"
-        )
-    now = json.loads(json.dumps(dataclasses.asdict(config)))
-    allowed = RESUMABLE | set(may_change) | {"steps"}
-    differ = [
-        f"{_flag(k)} {saved.get(k)!r} -> {now.get(k)!r}"
-        for k in sorted(set(saved) | set(now))
-        if k not in allowed and saved.get(k) != now.get(k)
-    ]
-    steps_then, steps_now = saved.get("steps"), now.get("steps")
-    if steps_then != steps_now:
-        schedule = now.get("schedule", "constant")
-        if schedule != "constant":
-            differ.append(
-                f"--steps {steps_then!r} -> {steps_now!r} (the {schedule} schedule decays over "
-                f"--steps; only a constant one can be extended)"
-            )
-        elif step is not None and steps_now < step:
-            differ.append(
-                f"--steps {steps_then!r} -> {steps_now!r} (below the checkpoint's step {step})"
-            )
-    if differ:
-        raise ConfigMismatchError(
-            f"{out} holds a run with another configuration (checkpoint of step {step}): "
-            f"{', '.join(differ)}; rerun with the same options to resume it, {hint}"
-        )
-
-
-def clear_run(out: str) -> None:
-    """Deletes what ``fit`` and ``write_metrics`` wrote in ``out`` (for ``--overwrite``)."""
-    for name in ("checkpoints", "tensorboard"):
-        shutil.rmtree(os.path.join(out, name), ignore_errors=True)
-    for name in ("log.jsonl", "metrics.json"):
-        path = os.path.join(out, name)
-        if os.path.exists(path):
-            os.remove(path)
-
-
-class RunLock:
-    """An exclusive lock on a run directory, held while a process writes it.
-
-    ``<directory>/run.lock`` holds the holder's pid and host, and the holder keeps an
-    ``fcntl.flock`` on it, which the operating system releases when the holder exits or is
-    killed. So a lock whose holder is gone is stale, and is taken over with a note on stderr.
-    The file is removed on release. In a multi-host run only process 0 takes the lock.
-
-    Raises:
-      RunLockedError: on entering, when a live process holds the lock.
-    """
-
-    def __init__(self, directory: str | os.PathLike) -> None:
-        self.directory = os.fspath(directory)
-        self.path = os.path.join(self.directory, LOCK_FILE)
-        self._fd: int | None = None
-
-    def __enter__(self) -> RunLock:
-        if jax.process_index() != 0:
-            return self
-        while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                holder = _read_lock(fd)
-                os.close(fd)
-                raise RunLockedError(
-                    f"{self.directory} is being written by process {holder or '(unknown)'} "
-                    f"(lock file {self.path}); wait for it to finish or choose another --out"
-                ) from None
-            # The previous holder may have removed the file between our open and our flock.
-            try:
-                same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
-            except FileNotFoundError:
-                same = False
-            if same:
-                break
-            os.close(fd)
-        stale = _read_lock(fd)
-        if stale:
-            print(
-                f"note: taking over the stale lock {self.path} of process {stale}, which is no "
-                f"longer running",
-                file=sys.stderr,
-            )
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()} on {socket.gethostname()}\n".encode(), 0)
-        self._fd = fd
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self._fd is None:
-            return
-        os.remove(self.path)
-        os.close(self._fd)  # releases the flock
-        self._fd = None
-
-
-def _read_lock(fd: int) -> str:
-    return os.pread(fd, 200, 0).decode(errors="replace").strip()
 
 
 # ---- results ------------------------------------------------------------------------------

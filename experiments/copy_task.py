@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,6 +28,7 @@ import jax.numpy as jnp
 
 import lstm_jax
 from experiments import common
+from lstm_jax import training
 
 COPY_LEN = 10
 NUM_DATA = 8  # data symbols 1..8
@@ -41,33 +43,13 @@ SUMMARY_METRICS = ("test_ce", "recall_accuracy")
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
-    cell: str = "lstm"
-    steps: int = 2000
-    seed: int = 0
+class Config(common.RunConfig):
     out: str = "runs/copy"
-    overwrite: bool = False
-    seq_len: int = 50
-    hidden: int = 64
-    batch_size: int = 64
-    lr: float = 1e-3
-    schedule: str = "constant"
-    clip_norm: float = 1.0
-    eval_size: int = 1000
-    log_every: int = 50
-    eval_every: int = 250
-    checkpoint_every: int = 0
-    keep: int = 2
-    devices: int | None = None
-    progress: bool | None = None
-    tensorboard: bool = False
+    seq_len: int = common.option(50, "the delay T")
 
 
 def parse_args(argv: Sequence[str] | None) -> Config:
-    parser = common.base_parser(__doc__.split("\n\n")[0], out="runs/copy")
-    parser.add_argument("--seq-len", type=int, default=50, help="the delay T")
-    config = common.config_from_args(Config, parser.parse_args(argv))
-    common.check_config(config)
+    config = common.parse_config(Config, argv, __doc__.split("\n\n")[0])
     if config.seq_len < 1:
         raise ValueError(f"--seq-len must be >= 1, got {config.seq_len}")
     return config
@@ -151,7 +133,46 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     def eval_fn(params):
         return {k: float(v) for k, v in test_metrics(params).items()}
 
-    params, history = common.fit(config, params, loss_fn, batch_fn, eval_fn)
+    # ---- training: the optimiser, the devices, the train step, the loop in --out
+    schedule = training.learning_rate_schedule(
+        config.lr, schedule=config.schedule, total_steps=config.steps
+    )
+    optimizer = training.make_optimizer(schedule, clip_norm=config.clip_norm)
+    mesh = training.make_mesh(config.devices)
+    state = training.create_train_state(params, optimizer, jax.random.PRNGKey(config.seed))
+    shardings = training.state_shardings(state, mesh, optimizer)
+    state = training.place_state(state, shardings)
+    train_step = training.make_train_step(
+        loss_fn, optimizer, learning_rate=schedule, state_sharding=shardings
+    )
+    # --out is resumed when it holds checkpoints of this configuration (--overwrite: afresh).
+    with training.RunLock(config.out):
+        if config.overwrite:
+            training.clear_run(config.out)
+        with training.Checkpointer(
+            os.path.join(config.out, "checkpoints"),
+            save_every=config.checkpoint_every,
+            keep=config.keep,
+            metadata={"config": dataclasses.asdict(config)},
+        ) as ckpt:
+            training.check_resume(ckpt, config, may_change=common.RESUMABLE)
+            with training.MetricLogger(config.out, tensorboard=config.tensorboard) as logger:
+                state, _ = training.train(
+                    state,
+                    train_step,
+                    batch_fn,
+                    num_steps=config.steps,
+                    checkpointer=ckpt,
+                    logger=logger,
+                    log_every=min(config.log_every, config.steps),
+                    eval_fn=eval_fn,
+                    eval_every=config.eval_every,
+                    mesh=mesh,
+                    progress=config.progress,
+                )
+        # The whole run's records: those of the interrupted runs this one resumed, too.
+        history = training.read_history(config.out)
+    params = state.params
 
     baseline = baseline_ce(config.seq_len)
     metrics = {

@@ -38,9 +38,9 @@ took about 2 minutes on 2 busy CPU cores (LSTM 0.685 ppm RMSE, seasonal naive 2.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import functools
+import os
 import time
 import warnings
 from collections.abc import Sequence
@@ -52,7 +52,7 @@ import numpy as np
 
 import lstm_jax
 from experiments import common
-from lstm_jax import data
+from lstm_jax import data, training
 
 # Per series: TFDS name, default horizon and window, the season of the seasonal-naive forecast.
 SERIES = {
@@ -69,56 +69,31 @@ FOURIER_PAIRS = 3
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
-    cell: str = "lstm"
-    steps: int = 1500
-    seed: int = 0
+class Config(common.RunConfig):
     out: str = "runs/forecast"
-    overwrite: bool = False
-    series: str = "co2"
-    horizon: int = 104
-    window: int = 156
-    hidden: int = 64
-    batch_size: int = 64
+    steps: int = 1500
     lr: float = 3e-3
     schedule: str = "cosine"
-    clip_norm: float = 1.0
     eval_size: int = 1
-    log_every: int = 50
-    eval_every: int = 250
-    checkpoint_every: int = 0
-    keep: int = 2
-    devices: int | None = None
-    progress: bool | None = None
-    tensorboard: bool = False
-    sarimax: bool = True
-    data_dir: str | None = None
+    series: str = common.option("co2", "the series", choices=sorted(SERIES))
+    # None: the series' own (SERIES), filled in by parse_args.
+    horizon: int | None = common.option(
+        None, "held-out tail, steps (co2 104, sunspots 30)", type=int
+    )
+    window: int | None = common.option(None, "context steps read (co2 156, sunspots 44)", type=int)
+    # A baseline only: it may change on a rerun.
+    sarimax: bool = common.option(True, "fit statsmodels' SARIMAX on the same split as a baseline")
+    data_dir: str | None = common.option(None, "TFDS data dir (default: cache)", type=str)
 
 
 def parse_args(argv: Sequence[str] | None) -> Config:
-    parser = common.base_parser(
-        __doc__.split("\n\n")[0], out="runs/forecast", steps=1500, lr=3e-3, schedule="cosine"
+    config = common.parse_config(Config, argv, __doc__.split("\n\n")[0])
+    defaults = SERIES[config.series]
+    config = dataclasses.replace(
+        config,
+        horizon=defaults["horizon"] if config.horizon is None else config.horizon,
+        window=defaults["window"] if config.window is None else config.window,
     )
-    parser.add_argument("--series", choices=sorted(SERIES), default="co2", help="the series")
-    parser.add_argument(
-        "--horizon", type=int, default=None, help="held-out tail, steps (co2 104, sunspots 30)"
-    )
-    parser.add_argument(
-        "--window", type=int, default=None, help="context steps read (co2 156, sunspots 44)"
-    )
-    parser.add_argument(
-        "--sarimax",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="fit statsmodels' SARIMAX on the same split as a baseline",
-    )
-    parser.add_argument("--data-dir", default=None, help="TFDS data dir (default: cache)")
-    args = parser.parse_args(argv)
-    for name in ("horizon", "window"):
-        if getattr(args, name) is None:
-            setattr(args, name, SERIES[args.series][name])
-    config = common.config_from_args(Config, args)
-    common.check_config(config)
     for name in ("horizon", "window"):
         if getattr(config, name) < 1:
             raise ValueError(f"--{name} must be >= 1, got {getattr(config, name)}")
@@ -318,14 +293,46 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         return {"test_rmse": rmse(network_forecast(params), truth, observed)}
 
     start = time.perf_counter()
-    params, history = common.fit(
-        config,
-        params,
-        loss_fn,
-        batch_fn,
-        eval_fn,
-        may_change=("sarimax",),  # a baseline only
+    # ---- training: the optimiser, the devices, the train step, the loop in --out
+    schedule = training.learning_rate_schedule(
+        config.lr, schedule=config.schedule, total_steps=config.steps
     )
+    optimizer = training.make_optimizer(schedule, clip_norm=config.clip_norm)
+    mesh = training.make_mesh(config.devices)
+    state = training.create_train_state(params, optimizer, jax.random.PRNGKey(config.seed))
+    shardings = training.state_shardings(state, mesh, optimizer)
+    state = training.place_state(state, shardings)
+    train_step = training.make_train_step(
+        loss_fn, optimizer, learning_rate=schedule, state_sharding=shardings
+    )
+    # --out is resumed when it holds checkpoints of this configuration (--overwrite: afresh).
+    with training.RunLock(config.out):
+        if config.overwrite:
+            training.clear_run(config.out)
+        with training.Checkpointer(
+            os.path.join(config.out, "checkpoints"),
+            save_every=config.checkpoint_every,
+            keep=config.keep,
+            metadata={"config": dataclasses.asdict(config)},
+        ) as ckpt:
+            training.check_resume(ckpt, config, may_change=common.RESUMABLE | {"sarimax"})
+            with training.MetricLogger(config.out, tensorboard=config.tensorboard) as logger:
+                state, _ = training.train(
+                    state,
+                    train_step,
+                    batch_fn,
+                    num_steps=config.steps,
+                    checkpointer=ckpt,
+                    logger=logger,
+                    log_every=min(config.log_every, config.steps),
+                    eval_fn=eval_fn,
+                    eval_every=config.eval_every,
+                    mesh=mesh,
+                    progress=config.progress,
+                )
+        # The whole run's records: those of the interrupted runs this one resumed, too.
+        history = training.read_history(config.out)
+    params = state.params
     train_seconds = time.perf_counter() - start
 
     forecasts = {

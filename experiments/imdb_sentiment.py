@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -39,7 +40,7 @@ import optax
 
 import lstm_jax
 from experiments import common
-from lstm_jax import data
+from lstm_jax import data, training
 
 NUM_CLASSES = 2
 BUCKETS = 4
@@ -49,44 +50,22 @@ BUCKETS = 4
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
-    cell: str = "lstm"
-    steps: int = 2000
-    seed: int = 0
+class Config(common.RunConfig):
     out: str = "runs/imdb"
-    overwrite: bool = False
-    hidden: int = 64
-    embed: int = 64
-    vocab: int = 20000
-    max_len: int = 256
+    steps: int = 2000
     batch_size: int = 32
     lr: float = 2e-3
     schedule: str = "cosine"
-    clip_norm: float = 1.0
     eval_size: int = 25000
-    log_every: int = 50
     eval_every: int = 500
-    checkpoint_every: int = 0
-    keep: int = 2
-    devices: int | None = None
-    progress: bool | None = None
-    tensorboard: bool = False
-    data_dir: str | None = None
+    embed: int = common.option(64, "word embedding width")
+    vocab: int = common.option(20000, "vocabulary size, PAD+UNK in")
+    max_len: int = common.option(256, "tokens kept per review")
+    data_dir: str | None = common.option(None, "TFDS data dir (default: cache)", type=str)
 
 
 def parse_args(argv: Sequence[str] | None) -> Config:
-    d = Config()
-    parser = common.base_parser(
-        __doc__.split("\n\n")[0],
-        out=d.out, steps=d.steps, hidden=d.hidden, batch_size=d.batch_size, lr=d.lr,
-        schedule=d.schedule, eval_size=d.eval_size, eval_every=d.eval_every,
-    )  # fmt: skip
-    parser.add_argument("--embed", type=int, default=d.embed, help="word embedding width")
-    parser.add_argument("--vocab", type=int, default=d.vocab, help="vocabulary size, PAD+UNK in")
-    parser.add_argument("--max-len", type=int, default=d.max_len, help="tokens kept per review")
-    parser.add_argument("--data-dir", default=d.data_dir, help="TFDS data dir (default: cache)")
-    config = common.config_from_args(Config, parser.parse_args(argv))
-    common.check_config(config)
+    config = common.parse_config(Config, argv, __doc__.split("\n\n")[0])
     for name in ("embed", "max_len"):
         value = getattr(config, name)
         if value < 1:
@@ -238,7 +217,46 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         return {"test_accuracy": hits / len(test_examples)}
 
     start = time.perf_counter()
-    params, history = common.fit(config, params, loss_fn, batch_fn, eval_fn)
+    # ---- training: the optimiser, the devices, the train step, the loop in --out
+    schedule = training.learning_rate_schedule(
+        config.lr, schedule=config.schedule, total_steps=config.steps
+    )
+    optimizer = training.make_optimizer(schedule, clip_norm=config.clip_norm)
+    mesh = training.make_mesh(config.devices)
+    state = training.create_train_state(params, optimizer, jax.random.PRNGKey(config.seed))
+    shardings = training.state_shardings(state, mesh, optimizer)
+    state = training.place_state(state, shardings)
+    train_step = training.make_train_step(
+        loss_fn, optimizer, learning_rate=schedule, state_sharding=shardings
+    )
+    # --out is resumed when it holds checkpoints of this configuration (--overwrite: afresh).
+    with training.RunLock(config.out):
+        if config.overwrite:
+            training.clear_run(config.out)
+        with training.Checkpointer(
+            os.path.join(config.out, "checkpoints"),
+            save_every=config.checkpoint_every,
+            keep=config.keep,
+            metadata={"config": dataclasses.asdict(config)},
+        ) as ckpt:
+            training.check_resume(ckpt, config, may_change=common.RESUMABLE)
+            with training.MetricLogger(config.out, tensorboard=config.tensorboard) as logger:
+                state, _ = training.train(
+                    state,
+                    train_step,
+                    batch_fn,
+                    num_steps=config.steps,
+                    checkpointer=ckpt,
+                    logger=logger,
+                    log_every=min(config.log_every, config.steps),
+                    eval_fn=eval_fn,
+                    eval_every=config.eval_every,
+                    mesh=mesh,
+                    progress=config.progress,
+                )
+        # The whole run's records: those of the interrupted runs this one resumed, too.
+        history = training.read_history(config.out)
+    params = state.params
     train_seconds = time.perf_counter() - start
 
     train_records = [r for r in history if r["split"] == "train"]

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -40,41 +41,19 @@ SUMMARY_METRICS = ("accuracy_bidirectional", "accuracy_forward")
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
-    cell: str = "lstm"
-    steps: int = 1500
-    seed: int = 0
+class Config(common.RunConfig):
     out: str = "runs/lookahead"
-    overwrite: bool = False
-    seq_len: int = 24
-    min_len: int = 12
-    num_symbols: int = 8
-    lookahead: int = 3
+    steps: int = 1500
     hidden: int = 32
-    batch_size: int = 64
     lr: float = 3e-3
-    schedule: str = "constant"
-    clip_norm: float = 1.0
-    eval_size: int = 1000
-    log_every: int = 50
-    eval_every: int = 250
-    checkpoint_every: int = 0
-    keep: int = 2
-    devices: int | None = None
-    progress: bool | None = None
-    tensorboard: bool = False
+    seq_len: int = common.option(24, "longest sequence (padded time)")
+    min_len: int = common.option(12, "shortest sequence")
+    num_symbols: int = common.option(8, "alphabet size K")
+    lookahead: int = common.option(3, "how far ahead the tag is (D)")
 
 
 def parse_args(argv: Sequence[str] | None) -> Config:
-    parser = common.base_parser(
-        __doc__.split("\n\n")[0], out="runs/lookahead", hidden=32, lr=3e-3, steps=1500
-    )
-    parser.add_argument("--seq-len", type=int, default=24, help="longest sequence (padded time)")
-    parser.add_argument("--min-len", type=int, default=12, help="shortest sequence")
-    parser.add_argument("--num-symbols", type=int, default=8, help="alphabet size K")
-    parser.add_argument("--lookahead", type=int, default=3, help="how far ahead the tag is (D)")
-    config = common.config_from_args(Config, parser.parse_args(argv))
-    common.check_config(config)
+    config = common.parse_config(Config, argv, __doc__.split("\n\n")[0])
     if not 1 <= config.min_len <= config.seq_len:
         raise ValueError(
             f"--min-len must be in [1, --seq-len={config.seq_len}], got {config.min_len}"
@@ -188,13 +167,48 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     def eval_fn(params):
         return {k: float(v) for k, v in test_metrics(params).items()}
 
-    # One optimiser per model, so clipping one model's gradient never rescales the other's.
+    # ---- training: the optimiser, the devices, the train step, the loop in --out
     schedule = training.learning_rate_schedule(
         config.lr, schedule=config.schedule, total_steps=config.steps
     )
+    # One optimiser per model, so clipping one model's gradient never rescales the other's.
     per_model = training.make_optimizer(schedule, clip_norm=config.clip_norm)
     optimizer = optax.multi_transform({m: per_model for m in MODELS}, {m: m for m in MODELS})
-    params, history = common.fit(config, params, loss_fn, batch_fn, eval_fn, optimizer=optimizer)
+    mesh = training.make_mesh(config.devices)
+    state = training.create_train_state(params, optimizer, jax.random.PRNGKey(config.seed))
+    shardings = training.state_shardings(state, mesh, optimizer)
+    state = training.place_state(state, shardings)
+    train_step = training.make_train_step(
+        loss_fn, optimizer, learning_rate=schedule, state_sharding=shardings
+    )
+    # --out is resumed when it holds checkpoints of this configuration (--overwrite: afresh).
+    with training.RunLock(config.out):
+        if config.overwrite:
+            training.clear_run(config.out)
+        with training.Checkpointer(
+            os.path.join(config.out, "checkpoints"),
+            save_every=config.checkpoint_every,
+            keep=config.keep,
+            metadata={"config": dataclasses.asdict(config)},
+        ) as ckpt:
+            training.check_resume(ckpt, config, may_change=common.RESUMABLE)
+            with training.MetricLogger(config.out, tensorboard=config.tensorboard) as logger:
+                state, _ = training.train(
+                    state,
+                    train_step,
+                    batch_fn,
+                    num_steps=config.steps,
+                    checkpointer=ckpt,
+                    logger=logger,
+                    log_every=min(config.log_every, config.steps),
+                    eval_fn=eval_fn,
+                    eval_every=config.eval_every,
+                    mesh=mesh,
+                    progress=config.progress,
+                )
+        # The whole run's records: those of the interrupted runs this one resumed, too.
+        history = training.read_history(config.out)
+    params = state.params
 
     metrics = {
         **common.last_eval(history),

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -38,7 +39,7 @@ import optax
 
 import lstm_jax
 from experiments import common
-from lstm_jax import data
+from lstm_jax import data, training
 from lstm_jax.data import fashion_mnist_idx
 
 DATASETS = ("mnist", "fashion_mnist")
@@ -56,41 +57,21 @@ EVAL_CHUNK = 1000
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
-    cell: str = "lstm"
-    steps: int = 3000
-    seed: int = 0
+class Config(common.RunConfig):
     out: str = "runs/row_by_row"
-    overwrite: bool = False
-    dataset: str = "fashion_mnist"
+    steps: int = 3000
     hidden: int = 128
     batch_size: int = 128
     lr: float = 2e-3
     schedule: str = "cosine"
-    clip_norm: float = 1.0
     eval_size: int = 10000
-    log_every: int = 50
     eval_every: int = 500
-    checkpoint_every: int = 0
-    keep: int = 2
-    devices: int | None = None
-    progress: bool | None = None
-    tensorboard: bool = False
-    data_dir: str | None = None
+    dataset: str = common.option("fashion_mnist", "which images", choices=DATASETS)
+    data_dir: str | None = common.option(None, "TFDS data dir (default: cache)", type=str)
 
 
 def parse_args(argv: Sequence[str] | None) -> Config:
-    d = Config()
-    parser = common.base_parser(
-        __doc__.split("\n\n")[0],
-        out=d.out, steps=d.steps, hidden=d.hidden, batch_size=d.batch_size, lr=d.lr,
-        schedule=d.schedule, eval_size=d.eval_size, eval_every=d.eval_every,
-    )  # fmt: skip
-    parser.add_argument("--dataset", choices=DATASETS, default=d.dataset, help="which images")
-    parser.add_argument("--data-dir", default=d.data_dir, help="TFDS data dir (default: cache)")
-    config = common.config_from_args(Config, parser.parse_args(argv))
-    common.check_config(config)
-    return config
+    return common.parse_config(Config, argv, __doc__.split("\n\n")[0])
 
 
 # ---- data ---------------------------------------------------------------------------------
@@ -197,7 +178,46 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         return {"test_accuracy": hits / len(test["label"])}
 
     start = time.perf_counter()
-    params, history = common.fit(config, params, loss_fn, batch_fn, eval_fn)
+    # ---- training: the optimiser, the devices, the train step, the loop in --out
+    schedule = training.learning_rate_schedule(
+        config.lr, schedule=config.schedule, total_steps=config.steps
+    )
+    optimizer = training.make_optimizer(schedule, clip_norm=config.clip_norm)
+    mesh = training.make_mesh(config.devices)
+    state = training.create_train_state(params, optimizer, jax.random.PRNGKey(config.seed))
+    shardings = training.state_shardings(state, mesh, optimizer)
+    state = training.place_state(state, shardings)
+    train_step = training.make_train_step(
+        loss_fn, optimizer, learning_rate=schedule, state_sharding=shardings
+    )
+    # --out is resumed when it holds checkpoints of this configuration (--overwrite: afresh).
+    with training.RunLock(config.out):
+        if config.overwrite:
+            training.clear_run(config.out)
+        with training.Checkpointer(
+            os.path.join(config.out, "checkpoints"),
+            save_every=config.checkpoint_every,
+            keep=config.keep,
+            metadata={"config": dataclasses.asdict(config)},
+        ) as ckpt:
+            training.check_resume(ckpt, config, may_change=common.RESUMABLE)
+            with training.MetricLogger(config.out, tensorboard=config.tensorboard) as logger:
+                state, _ = training.train(
+                    state,
+                    train_step,
+                    batch_fn,
+                    num_steps=config.steps,
+                    checkpointer=ckpt,
+                    logger=logger,
+                    log_every=min(config.log_every, config.steps),
+                    eval_fn=eval_fn,
+                    eval_every=config.eval_every,
+                    mesh=mesh,
+                    progress=config.progress,
+                )
+        # The whole run's records: those of the interrupted runs this one resumed, too.
+        history = training.read_history(config.out)
+    params = state.params
     train_seconds = time.perf_counter() - start
 
     train_records = [r for r in history if r["split"] == "train"]

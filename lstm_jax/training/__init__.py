@@ -11,6 +11,10 @@ A typical run::
         state, history = T.train(state, step, batch_fn, num_steps=10_000,
                                  checkpointer=ckpt, logger=log)
 
+``run_directory`` makes that directory safe to resume and to run again: ``RunLock``,
+``check_resume`` (the checkpoints are of this configuration), ``clear_run`` and
+``read_history`` (the whole run's records, read back from ``log.jsonl``).
+
 Importing this package pulls in Orbax; the core (``lstm_jax``) does not import it.
 """
 
@@ -30,6 +34,16 @@ from lstm_jax.training.metrics import (
 )
 from lstm_jax.training.optim import OPTIMIZERS, SCHEDULES, learning_rate_schedule, make_optimizer
 from lstm_jax.training.progress import ProgressBar
+from lstm_jax.training.run_directory import (
+    ConfigMismatchError,
+    RunError,
+    RunLock,
+    RunLockedError,
+    check_resume,
+    clear_run,
+    config_differences,
+    read_history,
+)
 from lstm_jax.training.sharding import (
     DATA_AXIS,
     batch_sharding,
@@ -47,15 +61,22 @@ __all__ = [
     "OPTIMIZERS",
     "SCHEDULES",
     "Checkpointer",
+    "ConfigMismatchError",
     "CorruptCheckpointError",
     "CorruptCheckpointWarning",
     "MetricLogger",
     "MetricSums",
     "NonFiniteError",
     "ProgressBar",
+    "RunError",
+    "RunLock",
+    "RunLockedError",
     "TrainState",
     "batch_sharding",
+    "check_resume",
+    "clear_run",
     "compute_metrics",
+    "config_differences",
     "create_train_state",
     "evaluate",
     "init_metrics",
@@ -65,6 +86,7 @@ __all__ = [
     "make_optimizer",
     "make_train_step",
     "place_state",
+    "read_history",
     "read_jsonl",
     "replicated",
     "shard_batch",

@@ -103,7 +103,7 @@ def test_a_run_killed_before_metrics_json_writes_it_when_run_again(finished, tmp
 )
 def test_resuming_with_another_configuration_is_refused(finished, tmp_path, changed, listed):
     out = copy_of(finished, tmp_path)
-    with pytest.raises(common.ConfigMismatchError, match="another configuration") as e:
+    with pytest.raises(training.ConfigMismatchError, match="another configuration") as e:
         adding_problem.main([*RUN, *changed, "--out", out])
     assert listed in str(e.value) and "--overwrite" in str(e.value)
     assert read(out) == read(finished[0])
@@ -117,7 +117,7 @@ def test_logging_options_may_change_on_a_rerun(finished, tmp_path):
 
 def test_a_second_process_writing_the_same_out_is_refused(finished, tmp_path):
     out = copy_of(finished, tmp_path)
-    with common.RunLock(out), pytest.raises(common.RunLockedError, match=r"being written by"):
+    with training.RunLock(out), pytest.raises(training.RunLockedError, match=r"being written by"):
         adding_problem.main([*RUN, "--out", out])
 
 
@@ -174,7 +174,7 @@ def test_an_interrupted_run_writes_the_metrics_of_an_uninterrupted_one(
             return step
 
     with monkeypatch.context() as m:
-        m.setattr(common.training, "Checkpointer", KilledAfterStep8)
+        m.setattr(training, "Checkpointer", KilledAfterStep8)
         with pytest.raises(Killed):
             adding_problem.main([*RUN, "--out", out])
     assert not os.path.exists(os.path.join(out, "metrics.json"))

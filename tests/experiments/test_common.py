@@ -1,14 +1,15 @@
-"""experiments.common: the flags every experiment takes, resuming checks, the run lock and the
-divergence flag (no training here; the end-to-end runs are in test_adding_problem.py)."""
+"""experiments.common: the command line derived from each script's Config, the one-line
+errors and the divergence flag (no training here; the end-to-end runs are in
+test_adding_problem.py, the run directory's tests in tests/training/test_run_directory.py)."""
 
 import dataclasses
 import json
-import os
 
 import jax
 import pytest
 
 from experiments import adding_problem, common
+from lstm_jax import training
 
 CONFIG = adding_problem.Config(steps=20, out="unused")
 
@@ -51,71 +52,46 @@ def test_more_devices_than_exist_are_rejected_naming_the_flag(tmp_path):
         adding_problem.parse_args(["--devices", str(n + 1), "--out", str(tmp_path)])
 
 
-def _saved(**changes):
-    return json.loads(json.dumps(dataclasses.asdict(dataclasses.replace(CONFIG, **changes))))
+def test_the_parser_has_one_option_per_config_field_with_its_default():
+    parser = common.parser_for(adding_problem.Config, "adding")
+    defaults = vars(parser.parse_args([]))
+    for name in ("distributed", "coordinator", "num_processes", "process_id"):
+        defaults.pop(name)
+    assert defaults == dataclasses.asdict(adding_problem.Config())
+    assert adding_problem.parse_args([]) == adding_problem.Config()
 
 
-def test_resuming_with_the_same_configuration_passes():
-    common.check_resume(CONFIG, _saved(), 20)
+def test_a_new_default_in_a_script_keeps_the_common_help_and_type(capsys):
+    parser = common.parser_for(adding_problem.Config, "adding")
+    text = parser.format_help()
+    assert "peak learning rate (Adam) (default: 0.002)" in text
+    assert "sequence length T" in text
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--lr", "0"])
+    assert "argument --lr: must be a finite number > 0" in capsys.readouterr().err
 
 
-def test_resuming_with_options_that_change_the_run_lists_them_all():
-    saved = _saved(seed=1, cell="gru", hidden=32, lr=1e-3)
-    with pytest.raises(common.ConfigMismatchError) as e:
-        common.check_resume(CONFIG, saved, 10)
-    message = str(e.value)
-    for part in ("--seed 1 -> 0", "--cell 'gru' -> 'lstm'", "--hidden 32 -> 64", "--lr 0.001"):
-        assert part in message
-    assert "--overwrite" in message and "new --out" in message and "\n" not in message
+def test_flags_follow_their_defaults():
+    @dataclasses.dataclass(frozen=True)
+    class Config(common.RunConfig):
+        extra: bool = common.option(True, "on by default")
 
-
-def test_options_that_do_not_change_the_run_may_differ():
-    saved = _saved(
-        progress=True, tensorboard=True, log_every=7, eval_every=3, checkpoint_every=5, keep=9
+    args = common.parser_for(Config, "x").parse_args(["--no-extra", "--overwrite", "--progress"])
+    assert (args.extra, args.overwrite, args.progress, args.tensorboard) == (
+        False,
+        True,
+        True,
+        False,
     )
-    common.check_resume(dataclasses.replace(CONFIG, overwrite=True), saved, 10)
-    common.check_resume(CONFIG, {**_saved(), "out": "moved"}, 10)
-    with pytest.raises(common.ConfigMismatchError, match="--prompt"):
-        common.check_resume(CONFIG, {**_saved(), "prompt": "x"}, 10)
-    common.check_resume(CONFIG, {**_saved(), "prompt": "x"}, 10, may_change=("prompt",))
 
 
-def test_steps_may_grow_only_with_a_constant_learning_rate():
-    constant = dataclasses.replace(CONFIG, schedule="constant")
-    common.check_resume(dataclasses.replace(constant, steps=40), _saved(schedule="constant"), 20)
-    with pytest.raises(common.ConfigMismatchError, match=r"below the checkpoint's step 20"):
-        common.check_resume(
-            dataclasses.replace(constant, steps=10), _saved(schedule="constant"), 20
-        )
-    with pytest.raises(common.ConfigMismatchError, match=r"--steps 20 -> 40 \(the cosine"):
-        common.check_resume(dataclasses.replace(CONFIG, steps=40), _saved(), 20)
+def test_a_field_without_an_option_is_refused():
+    @dataclasses.dataclass(frozen=True)
+    class Config(common.RunConfig):
+        bare: int = 3
 
-
-def test_checkpoints_without_a_configuration_are_refused():
-    with pytest.raises(common.ConfigMismatchError, match="do not record their configuration"):
-        common.check_resume(CONFIG, None, 5)
-
-
-def test_a_held_run_lock_refuses_a_second_holder_naming_the_first(tmp_path):
-    with common.RunLock(tmp_path):
-        with open(tmp_path / common.LOCK_FILE) as f:
-            assert f.read().startswith(f"{os.getpid()} on ")
-        with pytest.raises(common.RunLockedError, match=rf"by process {os.getpid()} on "):
-            with common.RunLock(tmp_path):
-                pass
-    assert not os.path.exists(tmp_path / common.LOCK_FILE)
-    with common.RunLock(tmp_path):  # released: free again
-        pass
-
-
-def test_a_stale_lock_of_a_dead_process_is_taken_over(tmp_path, capsys):
-    dead = 4_999_999  # above Linux's largest pid
-    (tmp_path / common.LOCK_FILE).write_text(f"{dead} on elsewhere\n")
-    with common.RunLock(tmp_path):
-        with open(tmp_path / common.LOCK_FILE) as f:
-            assert f.read().startswith(f"{os.getpid()} on ")
-    err = capsys.readouterr().err
-    assert f"taking over the stale lock {tmp_path / common.LOCK_FILE} of process {dead}" in err
+    with pytest.raises(TypeError, match=r"Config\.bare: declare the field with common\.option"):
+        common.parser_for(Config, "x")
 
 
 def test_metrics_json_flags_a_run_whose_loss_ends_far_above_where_it_started(tmp_path, capsys):
@@ -143,7 +119,7 @@ def test_metrics_json_flags_a_run_whose_loss_ends_far_above_where_it_started(tmp
 
 def test_the_command_line_prints_a_run_error_as_one_line():
     def main(argv):
-        raise common.RunLockedError("runs/x is being written by process 1")
+        raise training.RunLockedError("runs/x is being written by process 1")
 
     with pytest.raises(SystemExit) as e:
         common.cli(main, [])
