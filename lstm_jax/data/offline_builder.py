@@ -3,11 +3,36 @@ data that ship with an installed package, so a builder states only what is its o
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import tensorflow_datasets as tfds
+
+DATA_DIR_ENV = "LSTM_JAX_DATA_DIR"
+FILE_FORMAT = "array_record"
+
+
+def default_data_dir() -> str:
+    """``$LSTM_JAX_DATA_DIR`` if set, else ``~/.cache/lstm_jax/tensorflow_datasets``."""
+    env = os.environ.get(DATA_DIR_ENV)
+    if env:
+        return os.path.expanduser(env)
+    return os.path.join(os.path.expanduser("~"), ".cache", "lstm_jax", "tensorflow_datasets")
+
+
+def no_gcs() -> tfds.download.DownloadConfig:
+    # TFDS otherwise looks for a pre-built copy on Google Cloud Storage, which hangs offline.
+    return tfds.download.DownloadConfig(try_download_gcs=False)
+
+
+def prepared(cls: type, data_dir: str | None = None) -> tfds.core.DatasetBuilder:
+    """The builder ``cls`` prepared into ``data_dir`` (a no-op once done)."""
+    builder = cls(data_dir=data_dir or default_data_dir(), file_format=FILE_FORMAT)
+    if not builder.is_prepared():
+        builder.download_and_prepare(download_config=no_gcs())
+    return builder
 
 
 class OfflineBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):

@@ -30,6 +30,8 @@ from typing import ClassVar
 import numpy as np
 import tensorflow_datasets as tfds
 
+from lstm_jax.data.offline_builder import prepared
+
 EOS = "<eos>"
 UNK = "<unk>"
 VOCAB_SIZE = 10_000
@@ -97,10 +99,9 @@ class Ptb(tfds.core.GeneratorBasedBuilder):
 
 
 def read_sentences(split: str, data_dir: str | None = None) -> list[str]:
-    """The split's sentences in file order, read through ``data.data_source("ptb", split)``."""
-    from lstm_jax.data.sources import data_source
-
-    source = data_source("ptb", split, data_dir=data_dir)
+    """The split's sentences in file order, read from the builder prepared in ``data_dir``
+    (what ``data.data_source("ptb", split)`` returns)."""
+    source = prepared(Ptb, data_dir).as_data_source(split=split)
     rows = source.__getitems__(range(len(source)))
     by_index = sorted((int(r["index"]), r["text"].decode()) for r in rows)
     return [text for _, text in by_index]

@@ -26,8 +26,14 @@ from lstm_jax.data import fashion_mnist_idx as _fashion_mnist_idx
 from lstm_jax.data import ptb as _ptb
 from lstm_jax.data import pydoc_topics as _pydoc_topics
 from lstm_jax.data import series as _series
+from lstm_jax.data.offline_builder import (
+    DATA_DIR_ENV,
+    FILE_FORMAT,
+    default_data_dir,
+    no_gcs,
+    prepared,
+)
 
-DATA_DIR_ENV = "LSTM_JAX_DATA_DIR"
 LOCAL_DATASETS: dict[str, type[tfds.core.GeneratorBasedBuilder]] = {
     "pydoc_topics": _pydoc_topics.PydocTopics,
     "sklearn_digits": _digits.SklearnDigits,
@@ -36,24 +42,10 @@ LOCAL_DATASETS: dict[str, type[tfds.core.GeneratorBasedBuilder]] = {
     "fashion_mnist_idx": _fashion_mnist_idx.FashionMnistIdx,
     "ptb": _ptb.Ptb,
 }
-FILE_FORMAT = "array_record"
 
 
 class DataNotFoundError(FileNotFoundError):
     """A standard TFDS data set is not prepared in the data directory and download is off."""
-
-
-def default_data_dir() -> str:
-    """``$LSTM_JAX_DATA_DIR`` if set, else ``~/.cache/lstm_jax/tensorflow_datasets``."""
-    env = os.environ.get(DATA_DIR_ENV)
-    if env:
-        return os.path.expanduser(env)
-    return os.path.join(os.path.expanduser("~"), ".cache", "lstm_jax", "tensorflow_datasets")
-
-
-def _no_gcs() -> tfds.download.DownloadConfig:
-    # TFDS otherwise looks for a pre-built copy on Google Cloud Storage, which hangs offline.
-    return tfds.download.DownloadConfig(try_download_gcs=False)
 
 
 def _check_name_and_split(name: Any, split: Any) -> None:
@@ -76,11 +68,7 @@ def prepare(name: str, *, data_dir: str | None = None) -> tfds.core.DatasetBuild
             f"prepare: name must be one of the in-package data sets {sorted(LOCAL_DATASETS)}, "
             f"got {name!r}"
         )
-    data_dir = data_dir or default_data_dir()
-    builder = LOCAL_DATASETS[name](data_dir=data_dir, file_format=FILE_FORMAT)
-    if not builder.is_prepared():
-        builder.download_and_prepare(download_config=_no_gcs())
-    return builder
+    return prepared(LOCAL_DATASETS[name], data_dir)
 
 
 def data_source(
@@ -119,7 +107,7 @@ def data_source(
             data_dir=data_dir,
             download=download,
             try_gcs=False,
-            download_and_prepare_kwargs={"file_format": FILE_FORMAT, "download_config": _no_gcs()},
+            download_and_prepare_kwargs={"file_format": FILE_FORMAT, "download_config": no_gcs()},
         )
     except Exception as e:
         builder = tfds.builder(name, data_dir=data_dir)
