@@ -185,9 +185,7 @@ def test_forward_mode_agrees_with_reverse_mode(case):
     )
     _, tangent = jax.jvp(lambda p: loss(p, xs, lengths), (params,), (direction,))
     grads = jax.grad(loss)(params, xs, lengths)
-    pairs = zip(
-        jax.tree_util.tree_leaves(grads), jax.tree_util.tree_leaves(direction), strict=True
-    )
+    pairs = zip(jax.tree_util.tree_leaves(grads), jax.tree_util.tree_leaves(direction), strict=True)
     expected = sum(jnp.vdot(g, d) for g, d in pairs)
     np.testing.assert_allclose(float(tangent), float(expected), rtol=1e-4, atol=1e-5)
 
