@@ -82,6 +82,7 @@ def check_impl(fn: str, impl: Any, name: str = "impl") -> None:
 def resolve(impl: str | Impl, backend: str | None = None) -> Impl:
     """The implementation that ``impl`` names; ``"auto"`` looks up ``AUTO`` for ``backend``
     (the default backend when None) and falls back to ``"scan"``."""
+    check_impl("resolve", impl)
     if not isinstance(impl, str):
         return impl
     if impl == "auto":

@@ -206,6 +206,14 @@ def test_unroll_bad_impl(impl):
         lstm_jax.unroll(LSTM, LSTM_PARAMS, XS, impl=impl)
 
 
+def test_resolve_names_a_bad_impl():
+    from lstm_jax.impl import resolve
+
+    with pytest.raises(ValueError, match=r"resolve: impl must be 'auto', one of .* got 'fast'"):
+        resolve("fast")
+    assert resolve("auto", backend="tpu") == lstm_jax.Scan()  # never measured there
+
+
 @pytest.mark.parametrize(
     ("make", "match"),
     [
