@@ -156,25 +156,23 @@ def recurrent_tangent_fn(cell: Cell, params: PyTree, carries: PyTree) -> Callabl
     matrix (the default ``h @ w_hh``), the tangent multiplies by that matrix's transpose made
     once outside the loop, written so that its transpose in the backward loop is a plain
     ``ct @ W^T`` on the ready copy: XLA:CPU otherwise runs a matmul with a transposed operand
-    per step, or at batch 1 copies the transposed matrix at every step (measured 2.7x slower
-    training at B1 T512 H128). Any other projection is differentiated as it is.
+    per step, or at batch 1 copies the transposed matrix at every step (LSTM B1 T512 H128
+    training measured 56 ms against 12 ms for the former custom VJP). Any other projection is
+    differentiated as it is.
     """
-    p_leaves, _ = jax.tree_util.tree_flatten(params)
-    c_leaves, c_def = jax.tree_util.tree_flatten(carries)
     match = _plain_matmul(cell, params, jax.tree_util.tree_map(lambda c: c[0], carries))
     if match is None:
-        return lambda c, d_c: jax.jvp(lambda c: cell.recurrent_projection(params, c), (c,), (d_c,))[
-            1
-        ]
+        project = lambda c: cell.recurrent_projection(params, c)
+        return lambda c, d_c: jax.jvp(project, (c,), (d_c,))[1]
     c_index, p_index, compute_dtype, out_dtype = match
-    w_t = p_leaves[p_index].astype(compute_dtype).T  # [gates, hidden], once, outside the loop
+    w = jax.tree_util.tree_leaves(params)[p_index]
+    w_t = w.astype(compute_dtype).T  # [gates, hidden], once, outside the loop
 
     def tangent(c, d_c):
         d_h = jax.tree_util.tree_leaves(d_c)[c_index].astype(compute_dtype)
         dims = (((d_h.ndim - 1,), (1,)), ((), ()))
         return jax.lax.dot_general(d_h, w_t, dims, preferred_element_type=out_dtype)
 
-    del c_leaves, c_def
     return tangent
 
 
