@@ -38,6 +38,12 @@ def check_input_size(owner: str, input_size: Any) -> None:
 
 
 def check_is_array(fn: str, name: str, x: Any) -> None:
+    if type(x).__module__.split(".")[0] == "torch":
+        raise TypeError(
+            f"{fn}: {name} must be a JAX or NumPy array, got a {type(x).__module__}."
+            f"{type(x).__name__}; convert it first: jnp.asarray({name}.numpy()) (or "
+            f"{name}.detach().cpu().numpy() for a tensor that needs grad or is on a GPU)"
+        )
     if not hasattr(x, "shape") or not hasattr(x, "dtype"):
         raise TypeError(f"{fn}: {name} must be an array, got {type(x).__name__}")
 

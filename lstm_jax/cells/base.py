@@ -215,10 +215,49 @@ def _expected_carry(cell: Cell, batch_shape: tuple[int, ...]) -> PyTree:
 def register_cell(cls: type) -> type:
     """Makes a cell class a frozen dataclass and a static (leafless) pytree, and registers it
     by its ``name`` (checkpoints and the Flax layers look cells up here)."""
-    cls = dataclasses.dataclass(frozen=True)(cls)
+    own_repr = "__repr__" in cls.__dict__
+    cls = dataclasses.dataclass(frozen=True, repr=False)(cls)
+    if not own_repr:
+        # Set on the class itself: an intermediate plain dataclass would otherwise supply its
+        # generated repr, which prints initialisers as function addresses.
+        cls.__repr__ = config_repr
     jax.tree_util.register_static(cls)
     CELL_TYPES[cls.name] = cls
     return cls
+
+
+def describe_value(value: Any) -> str:
+    """A configuration value as a reader wants to see it: this package's initialisers by name
+    (``initializers.orthogonal``), other functions by their qualified name without an address,
+    dtypes by name, anything else by its repr."""
+    from lstm_jax import initializers
+
+    for name, obj in vars(initializers).items():
+        if obj is value and not name.startswith("_") and callable(obj):
+            return f"initializers.{name}"
+    if isinstance(value, type | np.dtype):
+        try:
+            return jnp.dtype(value).name
+        except TypeError:
+            pass
+    if isinstance(value, str):
+        return repr(value)
+    qualname = getattr(value, "__qualname__", None)
+    if callable(value) and qualname:
+        # jax.nn.initializers.normal(0.1) is a closure "normal.<locals>.init": say "normal(...)".
+        return f"{qualname.split('.<locals>')[0]}(...)" if "<locals>" in qualname else qualname
+    return repr(value)
+
+
+def config_repr(cell: Any) -> str:
+    """``LSTMCell(hidden_size=4, ..., kernel_init=initializers.glorot_uniform, ...)``: every
+    dataclass field, so the repr of any registered cell (and of a stack of them) is readable."""
+    fields = ", ".join(
+        f"{f.name}={describe_value(getattr(cell, f.name))}"
+        for f in dataclasses.fields(cell)
+        if f.repr
+    )
+    return f"{type(cell).__name__}({fields})"
 
 
 # ---- trace-time checks of cell arguments ------------------------------------------------------
