@@ -40,7 +40,7 @@ class Stack:
         return len(self.cells)
 
     def layer_output_size(self, layer: int) -> int:
-        h = self.cells[layer].hidden_size
+        h = self.cells[layer].output_size
         return merged_size(self.merge, h) if self.bidirectional else h
 
     @property

@@ -157,6 +157,12 @@ class Cell:
             raise TypeError("w_ih must be a matrix [input, gates]")
         return int(w_ih.shape[0])
 
+    @property
+    def output_size(self) -> int:
+        """The width of ``y`` (and of a stack's next layer input): ``hidden_size`` unless the
+        cell projects its output (LSTMP's ``proj_size``)."""
+        return self.hidden_size
+
     # ---- derived -------------------------------------------------------------------------------
     def step(self, params: PyTree, carry: PyTree, x: Array) -> tuple[PyTree, Array]:
         """One time step.
