@@ -12,6 +12,9 @@ registered by name:
 * ``"chunked"`` (``Chunked(every=k)``): for very long sequences: chunks of ``k`` steps under
   ``jax.checkpoint``, so training memory grows as ``time / k + k`` instead of ``time``
   (``k = ceil(sqrt(time))`` by default), for one extra forward pass.
+* ``"parallel"`` (``Parallel``): for cells whose step is a linear recurrence in ``h`` (minGRU,
+  minLSTM: ``linear_recurrence``), an associative scan over time in log space
+  (``lstm_jax._parallel``); other cells get a TypeError naming them.
 
 ``"auto"`` (the default) is resolved by ``resolve``, in this one place, from ``AUTO``: per
 backend, from measurements committed in ``benchmarks/results/``. A backend without a
@@ -150,3 +153,7 @@ class Chunked:
         every = self.every or max(1, math.ceil(math.sqrt(xs.shape[0])))
         inner = IMPLS[self.inner] if isinstance(self.inner, str) else self.inner
         return chunked_scan(inner, cell, params, xs, carry, mask, every=every, reverse=reverse)
+
+
+# Implementations in their own files register themselves on import (they import this module).
+from lstm_jax import _parallel  # noqa: E402, F401
