@@ -4,7 +4,15 @@ The public names are re-exported by ``lstm_jax``; this package holds the protoco
 (``lstm_jax.cells.base``) and the registry ``CELL_TYPES`` (name -> class).
 """
 
-from lstm_jax.cells import gru, lstm, min_rnn, simple  # noqa: F401  (importing registers the cells)
+from lstm_jax.cells import (  # noqa: F401  (importing registers the cells)
+    gru,
+    layer_norm,
+    lstm,
+    lstmp,
+    mgu,
+    min_rnn,
+    simple,
+)
 from lstm_jax.cells.base import CELL_TYPES, Cell, register_cell
 
 __all__ = ["CELL_TYPES", "Cell", "register_cell"]
