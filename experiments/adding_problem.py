@@ -11,6 +11,14 @@ absolute error is below 0.04 (the paper's criterion).
         --out runs/adding/lstm_T100
 
 writes runs/adding/lstm_T100/{metrics.json, log.jsonl, curves.png}.
+
+Batch ``s`` is a function of ``--seed`` and ``s`` alone (row ``r`` is drawn from its own key),
+so a multi-process run (``--distributed``, docs/guide/distributed.md) trains on the batches of
+a one-process run, each process drawing only its rows:
+
+    JAX_CPU_COLLECTIVES_IMPLEMENTATION=gloo XLA_FLAGS=--xla_force_host_platform_device_count=2 \
+    python -m experiments.adding_problem --distributed --coordinator 127.0.0.1:12345 \
+        --num-processes 2 --process-id 0 --out runs/adding_2proc   # and --process-id 1
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ import jax.numpy as jnp
 import lstm_jax
 from experiments import common
 from lstm_jax import training
+from lstm_jax.training import distributed
 
 SEQ_LENS = (50, 100, 200, 400)
 SOLVED_TOLERANCE = 0.04
@@ -61,19 +70,33 @@ def parse_args(argv: Sequence[str] | None) -> Config:
 # ---- data ---------------------------------------------------------------------------------
 
 
-@functools.partial(jax.jit, static_argnums=(1, 2))
-def make_batch(key: jax.Array, batch_size: int, seq_len: int) -> dict[str, jax.Array]:
-    """``x: [batch, time, 2]`` (value, marker), ``y: [batch, 1]`` the sum of the marked values."""
+def _make_row(key: jax.Array, seq_len: int) -> tuple[jax.Array, jax.Array]:
+    """One sequence: ``x: [time, 2]`` (value, marker), ``y: [1]``."""
     k_val, k_first, k_second = jax.random.split(key, 3)
-    values = jax.random.uniform(k_val, (batch_size, seq_len), jnp.float32)
+    values = jax.random.uniform(k_val, (seq_len,), jnp.float32)
     half = seq_len // 2
-    first = jax.random.randint(k_first, (batch_size,), 0, half)
-    second = jax.random.randint(k_second, (batch_size,), half, seq_len)
-    positions = jnp.arange(seq_len)[None, :]
-    markers = (positions == first[:, None]) | (positions == second[:, None])
+    first = jax.random.randint(k_first, (), 0, half)
+    second = jax.random.randint(k_second, (), half, seq_len)
+    positions = jnp.arange(seq_len)
+    markers = (positions == first) | (positions == second)
     x = jnp.stack([values, markers.astype(jnp.float32)], axis=-1)
-    y = jnp.sum(jnp.where(markers, values, jnp.zeros_like(values)), axis=1, keepdims=True)
+    y = jnp.sum(jnp.where(markers, values, jnp.zeros_like(values)), keepdims=True)
+    return x, y
+
+
+@functools.partial(jax.jit, static_argnums=2)
+def make_rows(key: jax.Array, rows: jax.Array, seq_len: int) -> dict[str, jax.Array]:
+    """Rows ``rows: [n]`` of the batch of ``key``: ``x: [n, time, 2]``, ``y: [n, 1]``. Row ``r``
+    is drawn from ``fold_in(key, r)``, so a process can draw its rows of a batch alone."""
+    keys = jax.vmap(lambda r: jax.random.fold_in(key, r))(rows)
+    x, y = jax.vmap(_make_row, in_axes=(0, None))(keys, seq_len)
     return {"x": x, "y": y}
+
+
+def make_batch(key: jax.Array, batch_size: int, seq_len: int) -> dict[str, jax.Array]:
+    """The whole batch of ``key``: ``x: [batch, time, 2]`` (value, marker), ``y: [batch, 1]``
+    the sum of the marked values."""
+    return make_rows(key, jnp.arange(batch_size, dtype=jnp.int32), seq_len)
 
 
 # ---- model --------------------------------------------------------------------------------
@@ -99,14 +122,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     cell = common.make_cell(config.cell, config.hidden)
     seed_key = jax.random.PRNGKey(config.seed)
     params = init_params(cell, jax.random.fold_in(seed_key, 0))
-    data_key = common.local_data_key(jax.random.fold_in(seed_key, 1))
-    rows = common.local_batch_size(config.batch_size)
+    data_key = jax.random.fold_in(seed_key, 1)
     test = make_batch(
         jax.random.PRNGKey(TEST_SET_SEED + config.seq_len), config.eval_size, config.seq_len
     )
-
-    def batch_fn(step: int) -> dict[str, jax.Array]:
-        return make_batch(jax.random.fold_in(data_key, step), rows, config.seq_len)
 
     def loss_fn(params, batch, key):
         del key  # no dropout here
@@ -129,6 +148,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     )
     optimizer = training.make_optimizer(schedule, clip_norm=config.clip_norm)
     mesh = training.make_mesh(config.devices)
+    # This process's rows of every global batch (all of them with one process).
+    rows = jnp.asarray(distributed.process_rows(mesh, config.batch_size), jnp.int32)
+
+    def batch_fn(step: int) -> dict[str, jax.Array]:
+        return make_rows(jax.random.fold_in(data_key, step), rows, config.seq_len)
+
     state = training.create_train_state(params, optimizer, jax.random.PRNGKey(config.seed))
     shardings = training.state_shardings(state, mesh, optimizer)
     state = training.place_state(state, shardings)
@@ -160,7 +185,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                     mesh=mesh,
                     progress=config.progress,
                 )
-        # The whole run's records: those of the interrupted runs this one resumed, too.
+        # The whole run's records: those of the interrupted runs this one resumed, too (written
+        # by process 0; the others read them once it has closed the log).
+        distributed.sync("adding_problem:history")
         history = training.read_history(config.out)
     params = state.params
 
@@ -184,11 +211,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         log_y=["MSE"],
         title=f"adding problem, T={config.seq_len}, {config.cell}",
     )
-    print(
-        f"adding T={config.seq_len} {config.cell} seed={config.seed}: "
-        f"test MSE {metrics.get('test_mse', float('nan')):.4f} (baseline {baseline:.4f}), "
-        f"solved {metrics.get('solved_fraction', float('nan')):.1%}"
-    )
+    if distributed.is_writer():
+        print(
+            f"adding T={config.seq_len} {config.cell} seed={config.seed}: "
+            f"test MSE {metrics.get('test_mse', float('nan')):.4f} (baseline {baseline:.4f}), "
+            f"solved {metrics.get('solved_fraction', float('nan')):.1%}"
+        )
     return metrics
 
 

@@ -25,6 +25,7 @@ import jax.numpy as jnp
 
 import lstm_jax
 from lstm_jax import training
+from lstm_jax.training import distributed
 from lstm_jax.typing import Array, PyTree
 
 CELLS = ("simple_rnn", "lstm", "peephole_lstm", "cifg_lstm", "gru")
@@ -182,6 +183,12 @@ def parser_for(cls: type, description: str) -> argparse.ArgumentParser:
     p.add_argument("--coordinator", default=None, help="multi-host coordinator HOST:PORT")
     p.add_argument("--num-processes", type=int, default=None, help="multi-host process count")
     p.add_argument("--process-id", type=int, default=None, help="this process's index")
+    p.add_argument(
+        "--distributed-timeout",
+        type=positive_float,
+        default=300.0,
+        help="seconds to wait for every process to join before giving up",
+    )
     return p
 
 
@@ -205,15 +212,20 @@ def config_from_args(cls: type, args: argparse.Namespace) -> Any:
     """Fills the frozen dataclass ``cls`` from parsed arguments (``--batch-size`` ->
     ``batch_size``); arguments the dataclass does not name are ignored.
 
-    With ``--distributed`` this also joins the multi-host run, which JAX requires before any
-    other JAX call; every script calls this first.
+    With ``--distributed`` this also joins the multi-process run, which JAX requires before any
+    other JAX call; every script calls this first. The processes must agree on their count and
+    on every option but ``--process-id`` (``training.distributed.initialize``).
     """
     if getattr(args, "distributed", False):
-        jax.distributed.initialize(
-            coordinator_address=args.coordinator,
-            num_processes=args.num_processes,
-            process_id=args.process_id,
+        distributed.initialize(
+            args.coordinator,
+            args.num_processes,
+            args.process_id,
+            timeout=getattr(args, "distributed_timeout", 300.0),
+            agree_on={k: v for k, v in vars(args).items() if k != "process_id"},
         )
+    elif getattr(args, "coordinator", None) is not None or getattr(args, "num_processes", None):
+        raise ValueError("--coordinator and --num-processes need --distributed")
     names = {f.name for f in dataclasses.fields(cls)}
     return cls(**{k: v for k, v in vars(args).items() if k in names})
 
@@ -251,7 +263,10 @@ def cli(main: Callable[[Sequence[str]], Any], argv: Sequence[str] | None = None)
 
 
 def local_data_key(seed_key: Array) -> Array:
-    """The key of this process's share of the training data (each host draws its own rows)."""
+    """The key of this process's share of the training data: each process draws its own rows,
+    so the global batch depends on the process count. A script whose batches must not (the
+    adding problem) builds the global batch's rows ``training.distributed.process_rows``
+    instead."""
     if jax.process_count() == 1:
         return seed_key
     return jax.random.fold_in(seed_key, jax.process_index())
@@ -324,8 +339,10 @@ def write_metrics(
     """Writes ``<out>/metrics.json``: the final metrics and the full configuration; with the
     run's ``history``, also whether it diverged (``divergence``; a diverged run also gets a
     warning line on stderr). The file is replaced atomically, so a reader never sees half of
-    it."""
+    it. In a multi-process run only process 0 writes (the others return the path)."""
     path = os.path.join(config.out, "metrics.json")
+    if not distributed.is_writer():
+        return path
     check = divergence(history) if history is not None else {}
     if check.get("diverged"):
         initial, final = float(check["initial_loss"]), float(check["final_loss"])
@@ -367,7 +384,11 @@ def plot_curves(
       title: the figure's title.
       baselines: ``{y label: value}``, drawn as a dashed line in that panel.
       log_y: the y labels whose panel uses a log scale.
+
+    In a multi-process run only process 0 draws (the others return the path).
     """
+    if not distributed.is_writer():
+        return path
     import matplotlib
 
     matplotlib.use("Agg")

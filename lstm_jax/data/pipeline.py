@@ -4,6 +4,14 @@ Both return a ``grain.MapDataset``: random access (``ds[i]`` is the i-th batch),
 given the seed, reshuffled every epoch, and turned into a prefetching iterator with
 ``ds.to_iter_dataset()`` (add ``.mp_prefetch(...)`` for worker processes, under a
 ``if __name__ == "__main__":`` guard).
+
+Multi-process training: with ``shard=(index, count)`` a pipeline yields only rows
+``[index * b, (index + 1) * b)``, ``b = batch_size / count``, of each *global* batch of
+``batch_size`` rows, and reads only the examples of those rows. The global batches, their order
+and (bucketed) their widths are those of the unsharded pipeline, so the batches do not depend
+on the process layout; ``shard_for_process()`` gives this process's ``(index, count)`` (its
+rows on a mesh over all devices in ``jax.devices()`` order, see
+``training.distributed.process_rows``).
 """
 
 from __future__ import annotations
@@ -29,6 +37,55 @@ def _check_positive_int(fn: str, name: str, value: Any, *, allow_none: bool = Fa
         raise ValueError(f"{fn}: {name} must be {wanted}, got {value!r}")
 
 
+def shard_for_process() -> tuple[int, int]:
+    """``(jax.process_index(), jax.process_count())``: the ``shard`` of this process."""
+    import jax
+
+    return jax.process_index(), jax.process_count()
+
+
+def _check_shard(fn: str, shard: Any, batch_size: int, complete: bool, hint: str) -> None:
+    if shard is None:
+        return
+    ok = (
+        isinstance(shard, tuple)
+        and len(shard) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in shard)
+        and shard[1] >= 1
+        and 0 <= shard[0] < shard[1]
+    )
+    if not ok:
+        raise ValueError(
+            f"{fn}: shard must be None or (index, count) with 0 <= index < count, got {shard!r}"
+        )
+    if batch_size % shard[1]:
+        raise ValueError(
+            f"{fn}: batch_size ({batch_size}) must be a multiple of the shard count {shard[1]}"
+        )
+    if shard[1] > 1 and not complete:
+        raise ValueError(
+            f"{fn}: a sharded pipeline needs batches of one size on every process; pass {hint}"
+        )
+
+
+class _ShardRows:
+    """The elements of rows ``[lo, lo + local)`` of every full global batch of ``ds``: element
+    ``i`` is row ``lo + i % local`` of global batch ``i // local`` (a class, so it pickles)."""
+
+    def __init__(self, ds: grain.MapDataset, batch_size: int, index: int, count: int) -> None:
+        self.ds, self.batch_size = ds, batch_size
+        self.local = batch_size // count
+        self.lo = index * self.local
+        self.num_batches = len(ds) // batch_size
+
+    def __len__(self) -> int:
+        return self.num_batches * self.local
+
+    def __getitem__(self, i: int) -> Any:
+        j, k = divmod(int(i), self.local)
+        return self.ds[j * self.batch_size + self.lo + k]
+
+
 def _check_source(fn: str, source: Any) -> None:
     if not hasattr(source, "__len__") or not hasattr(source, "__getitem__"):
         raise TypeError(
@@ -46,6 +103,7 @@ def batches(
     num_epochs: int | None = 1,
     transform: Callable[[Any], Any] | None = None,
     drop_remainder: bool = False,
+    shard: tuple[int, int] | None = None,
 ) -> grain.MapDataset:
     """Batches of same-shape examples: leaves stacked to ``[batch, *leaf]``.
 
@@ -57,10 +115,13 @@ def batches(
       num_epochs: passes over the data; None repeats forever.
       transform: applied to each example before batching (e.g. decode and normalise).
       drop_remainder: drop the last incomplete batch.
+      shard: ``(index, count)``: yield only this shard's ``batch_size / count`` rows of each
+        global batch (multi-process; ``shard_for_process()``); needs ``drop_remainder``.
     """
     _check_source("batches", source)
     _check_positive_int("batches", "batch_size", batch_size)
     _check_positive_int("batches", "num_epochs", num_epochs, allow_none=True)
+    _check_shard("batches", shard, batch_size, drop_remainder, "drop_remainder=True")
     ds = grain.MapDataset.source(source)
     if transform is not None:
         ds = ds.map(transform)
@@ -69,14 +130,17 @@ def batches(
     # shuffle-then-repeat draws a fresh permutation per epoch (repeat-then-shuffle would mix
     # epochs, so an example could appear twice before another appears once).
     ds = ds.repeat(num_epochs)
-    return ds.batch(batch_size, drop_remainder=drop_remainder)
+    if shard is None or shard[1] == 1:
+        return ds.batch(batch_size, drop_remainder=drop_remainder)
+    rows = _ShardRows(ds, batch_size, *shard)
+    return grain.MapDataset.source(rows).batch(rows.local, drop_remainder=True)
 
 
 class _PadBucket:
     """Builds batch ``j`` of a bucketed epoch plan: a class, not a closure, so it pickles."""
 
     def __init__(self, source, encode, lengths, boundaries, batch_size, seed, drop_remainder,
-                 fill_batch, pad_values):  # fmt: skip
+                 fill_batch, pad_values, shard=None):  # fmt: skip
         self.source = source
         self.encode = encode
         self.lengths = lengths
@@ -86,6 +150,10 @@ class _PadBucket:
         self.drop_remainder = drop_remainder
         self.fill_batch = fill_batch
         self.pad_values = pad_values
+        index, count = shard or (0, 1)
+        # The rows of each global batch this shard yields.
+        self.rows = batch_size // count
+        self.lo = index * self.rows
         self._plan: tuple[int, list[tuple[int, np.ndarray]]] | None = None
         self.per_epoch = len(self.plan(0))
 
@@ -108,14 +176,19 @@ class _PadBucket:
 
     def __call__(self, j: int, _: Any) -> dict[str, np.ndarray]:
         width, indices = self.plan(j // self.per_epoch)[j % self.per_epoch]
+        indices = indices[self.lo : self.lo + self.rows]
         examples = [self.encode(self.source[int(i)]) for i in indices]
+        # A shard of a filled batch may hold no example: its fields' shapes come from the
+        # batch's first example.
+        template = examples[0] if examples else self.encode(self.source[int(self._first(j))])
         out: dict[str, np.ndarray] = {}
         lengths = None
-        for field in examples[0]:
+        for field in template:
             seqs = [ex[field] for ex in examples]
-            if self.fill_batch and len(seqs) < self.batch_size:
-                empty = np.zeros((0, *np.shape(seqs[0])[1:]), np.asarray(seqs[0]).dtype)
-                seqs = seqs + [empty] * (self.batch_size - len(seqs))
+            if self.fill_batch and len(seqs) < self.rows:
+                like = np.asarray(template[field])
+                empty = np.zeros((0, *like.shape[1:]), like.dtype)
+                seqs = seqs + [empty] * (self.rows - len(seqs))
             padded, field_lengths = pad_sequences(
                 seqs, width=width, pad_value=self.pad_values.get(field, 0)
             )
@@ -133,6 +206,9 @@ class _PadBucket:
         out[INDEX] = index
         return out
 
+    def _first(self, j: int) -> int:
+        return int(self.plan(j // self.per_epoch)[j % self.per_epoch][1][0])
+
 
 def bucketed_batches(
     source: Sequence[Any],
@@ -146,6 +222,7 @@ def bucketed_batches(
     drop_remainder: bool = False,
     fill_batch: bool = False,
     pad_values: dict[str, Any] | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> grain.MapDataset:
     """Batches of variable-length sequences, bucketed by length and padded to the bucket width.
 
@@ -164,6 +241,9 @@ def bucketed_batches(
       fill_batch: pad the batch axis of incomplete batches with empty rows (length 0, index
         -1), so every batch has ``batch_size`` rows: a jitted step compiles once per width.
       pad_values: per-field value written past the length (default 0).
+      shard: ``(index, count)``: yield only this shard's ``batch_size / count`` rows of each
+        global batch, padded to the global batch's width (multi-process;
+        ``shard_for_process()``); needs ``drop_remainder`` or ``fill_batch``.
 
     Returns:
       A ``grain.MapDataset`` of dicts: each field ``[batch, width, *feature]``, plus
@@ -175,6 +255,13 @@ def bucketed_batches(
         raise TypeError(f"bucketed_batches: encode must be callable, got {type(encode).__name__}")
     _check_positive_int("bucketed_batches", "batch_size", batch_size)
     _check_positive_int("bucketed_batches", "num_epochs", num_epochs, allow_none=True)
+    _check_shard(
+        "bucketed_batches",
+        shard,
+        batch_size,
+        drop_remainder or fill_batch,
+        "drop_remainder=True or fill_batch=True",
+    )
     if lengths is None:
         lengths = [len(next(iter(encode(source[i]).values()))) for i in range(len(source))]
     if len(lengths) != len(source):
@@ -186,7 +273,7 @@ def bucketed_batches(
     bucket_of(lengths, boundaries)  # validates boundaries and that they cover every length
     make = _PadBucket(
         source, encode, lengths, tuple(int(b) for b in boundaries), batch_size, seed,
-        drop_remainder, fill_batch, dict(pad_values or {}),
+        drop_remainder, fill_batch, dict(pad_values or {}), shard,
     )  # fmt: skip
     if make.per_epoch == 0:
         raise ValueError(

@@ -28,8 +28,12 @@ A state whose parameters hold a NaN or Inf is never saved (``save`` raises): the
 checkpoint on disk always has finite parameters.
 
 The checks cost one copy of the state to the host per save (Orbax makes one too) and one more
-read of the step's files per restore. In a multi-host run, arrays a process cannot see whole
-are checked through the file list only.
+read of the step's files per restore.
+
+In a multi-process run every process calls ``save`` and ``restore`` (Orbax's multi-process
+checkpointing: each process writes its shards, process 0 the metadata and the file list, on a
+directory every process sees). Replicated arrays are checked by every process; arrays split
+across processes are checked through the file list only.
 """
 
 from __future__ import annotations
@@ -76,9 +80,12 @@ def _first_line(error: BaseException, limit: int = 240) -> str:
 
 
 def _host(x: Any) -> np.ndarray | None:
-    """The array on the host; None for one this process cannot see whole (multi-host)."""
+    """The array on the host; None for one this process cannot see whole (multi-process)."""
     if isinstance(x, jax.Array) and not x.is_fully_addressable:
-        return None
+        if not x.is_fully_replicated:
+            return None
+        # Replicated across processes: every local shard is the whole array.
+        x = x.addressable_data(0)
     return np.ascontiguousarray(np.asarray(jax.device_get(x)))
 
 

@@ -6,6 +6,9 @@ When a run resumes from a checkpoint at step N, ``truncate_after(N)`` drops the 
 interrupted run wrote after N; those steps are run again and would otherwise appear twice (a
 finished run run again also drops its final eval line, which it writes again).
 
+In a multi-process run only process 0 writes (``write=None``); the logger of every other process
+takes the same calls and writes nothing, so the script is the same on every process.
+
 TensorBoard logging uses ``tensorboardX`` (a small, pure-Python event writer) when it is
 installed and asked for; nothing else here needs it.
 """
@@ -18,6 +21,8 @@ import os
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+import jax
 
 
 def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
@@ -41,6 +46,7 @@ class MetricLogger:
       directory: where ``log.jsonl`` (and ``tensorboard/``) go; created if missing.
       tensorboard: also write TensorBoard events; needs ``tensorboardX``.
       filename: the JSONL file's name.
+      write: whether this logger writes; None: only on process 0 of a multi-process run.
     """
 
     def __init__(
@@ -49,12 +55,17 @@ class MetricLogger:
         *,
         tensorboard: bool = False,
         filename: str = "log.jsonl",
+        write: bool | None = None,
     ) -> None:
-        os.makedirs(directory, exist_ok=True)
         self.path = os.path.join(os.fspath(directory), filename)
+        self.writes = jax.process_index() == 0 if write is None else bool(write)
         self._start = time.perf_counter()
-        self._file = open(self.path, "a")
+        self._file = None
         self._writer = None
+        if not self.writes:
+            return
+        os.makedirs(directory, exist_ok=True)
+        self._file = open(self.path, "a")
         if tensorboard:
             try:
                 from tensorboardX import SummaryWriter
@@ -70,6 +81,8 @@ class MetricLogger:
             raise TypeError(
                 f"MetricLogger.log: metrics must be a dict, got {type(metrics).__name__}"
             )
+        if self._file is None:
+            return
         record = {"step": int(step), "split": split, "time": time.perf_counter() - self._start}
         record.update({name: _jsonable(v) for name, v in metrics.items()})
         self._file.write(json.dumps(record) + "\n")
@@ -82,6 +95,8 @@ class MetricLogger:
         """Drops records with ``step`` greater than ``step`` (for a resumed run), and those at
         ``step`` itself whose split is in ``drop_at_step`` (records about to be written again).
         """
+        if self._file is None:
+            return
         self._file.close()
         kept = [
             r
@@ -94,7 +109,8 @@ class MetricLogger:
         self._file = open(self.path, "a")
 
     def close(self) -> None:
-        self._file.close()
+        if self._file is not None:
+            self._file.close()
         if self._writer is not None:
             self._writer.close()
 

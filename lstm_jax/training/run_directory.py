@@ -35,6 +35,7 @@ from typing import Any
 
 import jax
 
+from lstm_jax.training import distributed
 from lstm_jax.training.checkpoints import Checkpointer
 from lstm_jax.training.logging import read_jsonl
 
@@ -128,7 +129,16 @@ def _read_lock(fd: int) -> str:
 def clear_run(directory: str | os.PathLike, names: Collection[str] = RUN_FILES) -> None:
     """Deletes ``names`` (files or folders) in ``directory``, by default what a run writes
     there (``RUN_FILES``: checkpoints, logs, ``metrics.json``), so that the next run starts
-    afresh instead of resuming. Missing names are skipped; the directory itself stays."""
+    afresh instead of resuming. Missing names are skipped; the directory itself stays.
+
+    In a multi-process run process 0 deletes and every process waits for it here (a process
+    still deleting while another already writes would remove the new files)."""
+    if distributed.is_writer():
+        _delete(directory, names)
+    distributed.sync("lstm_jax.clear_run")
+
+
+def _delete(directory: str | os.PathLike, names: Collection[str]) -> None:
     for name in names:
         path = os.path.join(os.fspath(directory), name)
         if os.path.isdir(path):

@@ -7,11 +7,12 @@ annotations, read with ``flax.linen.get_partition_spec``), laid out as annotated
 optimiser moments following their parameters. ``jax.jit`` then inserts the gradient all-reduce
 itself, so the step function is the same on 1 device and on 8.
 
-Multi-host (one process per host, each seeing its local devices) works the same way: call
-``jax.distributed.initialize()`` first, build the mesh over ``jax.devices()`` (all hosts'
-devices), and give ``shard_batch`` each host's *local* part of the global batch; it is
-assembled with ``jax.make_array_from_process_local_data``. See ``experiments/README.md`` for the
-launch commands.
+Multi-process (one process per host, each seeing its local devices) works the same way: join
+the run first (``training.distributed.initialize``), build the mesh over ``jax.devices()``
+(every process's devices), and give ``shard_batch`` each process's rows of the global batch
+(``training.distributed.process_rows`` says which); they are assembled with
+``jax.make_array_from_process_local_data``. See ``docs/guide/distributed.md`` for the launch
+commands.
 """
 
 from __future__ import annotations
@@ -48,6 +49,12 @@ def make_mesh(devices: Sequence[jax.Device] | int | None = None) -> Mesh:
                 f"got {devices}"
             )
         devices = all_devices[:devices]
+        if jax.process_count() > 1 and devices != all_devices:
+            # Every process must hold a part of the batch, or it has nothing to compute on.
+            raise ValueError(
+                f"{fn}: in a multi-process run the mesh spans every process's devices; devices "
+                f"must be None or all {len(all_devices)}, got {len(devices)}"
+            )
     elif not isinstance(devices, Sequence) or not devices:
         raise TypeError(
             f"{fn}: devices must be a non-empty list of devices, an int or None, got {devices!r}"
@@ -128,9 +135,10 @@ def shard_batch(batch: PyTree, mesh: Mesh) -> PyTree:
     """Places a batch with its leading axis split across the mesh.
 
     Args:
-      batch: a pytree of arrays ``[batch, ...]`` holding *this process's* rows (on a single
-        host: the whole global batch). Every leaf's leading dimension times the number of
-        processes is the global batch, which must divide evenly among the mesh's devices.
+      batch: a pytree of arrays ``[batch, ...]`` holding *this process's* rows of the global
+        batch, in ascending order (``training.distributed.process_rows``; one process: the
+        whole global batch). Every leaf's leading dimension times the number of processes is
+        the global batch, which must divide evenly among the mesh's devices.
 
     Returns:
       The batch as global ``jax.Array``s sharded along ``data``.

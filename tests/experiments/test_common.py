@@ -55,7 +55,13 @@ def test_more_devices_than_exist_are_rejected_naming_the_flag(tmp_path):
 def test_the_parser_has_one_option_per_config_field_with_its_default():
     parser = common.parser_for(adding_problem.Config, "adding")
     defaults = vars(parser.parse_args([]))
-    for name in ("distributed", "coordinator", "num_processes", "process_id"):
+    for name in (
+        "distributed",
+        "coordinator",
+        "num_processes",
+        "process_id",
+        "distributed_timeout",
+    ):
         defaults.pop(name)
     assert defaults == dataclasses.asdict(adding_problem.Config())
     assert adding_problem.parse_args([]) == adding_problem.Config()
