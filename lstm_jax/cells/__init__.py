@@ -12,6 +12,7 @@ from lstm_jax.cells import (  # noqa: F401  (importing registers the cells)
     mgu,
     min_rnn,
     simple,
+    slstm,
 )
 from lstm_jax.cells.base import CELL_TYPES, Cell, register_cell
 
