@@ -246,9 +246,9 @@ def check_config(config: Any) -> None:
 
 
 def cli(main: Callable[[Sequence[str]], Any], argv: Sequence[str] | None = None) -> Any:
-    """Runs a script's ``main`` as a command: a ``training.RunError`` or a corrupted-checkpoint
-    error is one line on stderr and exit status 1, not a traceback; warnings are one line
-    each."""
+    """Runs a script's ``main`` as a command: a ``training.RunError``, a corrupted-checkpoint
+    error or the processes of a multi-process run disagreeing (``DistributedError``) is one line
+    on stderr and exit status 1, not a traceback; warnings are one line each."""
     prog = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "experiment"
     default_format = warnings.formatwarning
     warnings.formatwarning = lambda message, category, *args, **kwargs: (
@@ -256,7 +256,7 @@ def cli(main: Callable[[Sequence[str]], Any], argv: Sequence[str] | None = None)
     )
     try:
         return main(sys.argv[1:] if argv is None else argv)
-    except (training.RunError, training.CorruptCheckpointError) as e:
+    except (training.RunError, training.CorruptCheckpointError, distributed.DistributedError) as e:
         sys.exit(f"{prog}: error: {e}")
     finally:
         warnings.formatwarning = default_format

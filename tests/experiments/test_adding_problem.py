@@ -228,3 +228,21 @@ def test_rejects_bad_options(tmp_path):
         adding_problem.main(["--seq-len", "1", "--out", str(tmp_path)])
     with pytest.raises(SystemExit):
         adding_problem.main(["--cell", "transformer", "--out", str(tmp_path)])
+
+
+@pytest.mark.parametrize("processes", [1, 2, 4])
+def test_each_process_draws_its_rows_of_the_same_global_batch(processes):
+    import jax
+    import jax.numpy as jnp
+
+    from lstm_jax.training import distributed
+
+    key = jax.random.PRNGKey(3)
+    whole = adding_problem.make_batch(key, 8, 6)
+    layout = distributed.rows_by_process([p for p in range(processes) for _ in range(2)], 8)
+    parts = [adding_problem.make_rows(key, jnp.asarray(r, jnp.int32), 6) for r in layout.values()]
+    for name in ("x", "y"):
+        joined = np.concatenate([np.asarray(part[name]) for part in parts])
+        np.testing.assert_array_equal(joined, np.asarray(whole[name]))
+    # Rows differ from one another (each has its own key).
+    assert len({tuple(np.asarray(whole["x"])[r, :, 0]) for r in range(8)}) == 8
