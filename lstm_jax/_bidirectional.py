@@ -12,7 +12,7 @@ from typing import Any
 
 import jax.numpy as jnp
 
-from lstm_jax._unroll import prepare_sequence, start_carry
+from lstm_jax._unroll import prepare_resets, prepare_sequence, run_resets, start_carry
 from lstm_jax.cells.base import Cell, check_cell, check_params
 from lstm_jax.impl import Impl, check_impl, resolve
 from lstm_jax.typing import Array, PyTree
@@ -71,6 +71,7 @@ def bidirectional(
     xs: Array,
     *,
     seq_lengths: Array | None = None,
+    resets: Array | None = None,
     merge: str | Callable[[Array, Array], Array] = "concat",
     backward_cell: Cell | None = None,
     initial_carry: tuple[PyTree, PyTree] | None = None,
@@ -85,6 +86,10 @@ def bidirectional(
       xs: ``[*batch, time, input]`` (``[time, *batch, input]`` when ``time_major``).
       seq_lengths: integers ``[*batch]``, the semantics of ``unroll``: the backward direction
         reads each row from its own last valid element.
+      resets: booleans ``[*batch, time]`` (``[time, *batch]`` when ``time_major``), True at
+        the first step of each packed sequence, the semantics of ``unroll``: both directions
+        go back to their initial carry at every sequence boundary; the backward one reads
+        each sequence from its own end back to its start.
       merge: ``"concat"`` (``[..., 2*hidden]``), ``"sum"``, ``"mean"``, ``"mul"``, or a
         callable ``(forward_ys, backward_ys) -> ys`` returning ``[..., features]``.
       backward_cell: the cell of the backward direction; ``cell`` when None.
@@ -111,14 +116,16 @@ def bidirectional(
     check_merge(fn, merge)
     check_impl(fn, impl)
     seq = prepare_sequence(fn, cell, params_f, xs, seq_lengths, time_major)
+    starts = prepare_resets(fn, resets, seq, time_major)
     if initial_carry is None:
         initial_carry = (None, None)
     carry_f, carry_b = check_pair(fn, "initial_carry", initial_carry)
     carry_f = start_carry(fn, cell, carry_f, seq.batch_shape, "initial_carry[0] (forward)")
     carry_b = start_carry(fn, bcell, carry_b, seq.batch_shape, "initial_carry[1] (backward)")
     run = resolve(impl).run
-    carry_f, ys_f = run(cell, params_f, seq.xs, carry_f, seq.mask, reverse=False)
-    carry_b, ys_b = run(bcell, params_b, seq.xs, carry_b, seq.mask, reverse=True)
+    options_f, options_b = run_resets(starts, seq, False), run_resets(starts, seq, True)
+    carry_f, ys_f = run(cell, params_f, seq.xs, carry_f, seq.mask, reverse=False, **options_f)
+    carry_b, ys_b = run(bcell, params_b, seq.xs, carry_b, seq.mask, reverse=True, **options_b)
     ys = merge(ys_f, ys_b) if callable(merge) else MERGE_MODES[merge](ys_f, ys_b)
     if callable(merge):
         check_merged(fn, ys, ys_f.shape[:-1])

@@ -33,7 +33,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from lstm_jax._scan import keep_where, zero_where_not
+from lstm_jax._scan import keep_where, reset_where, zero_where_not
 from lstm_jax.cells.base import Cell
 from lstm_jax.typing import Array, PyTree
 
@@ -41,63 +41,75 @@ SymbolicZero = jax.custom_derivatives.SymbolicZero
 
 
 def split_scan(cell: Cell, params: PyTree, xs: Array, carry: PyTree, mask: Array | None, *,
-               reverse: bool, unroll: int = 1,
-               hoist: bool = False) -> tuple[PyTree, Array]:  # fmt: skip
+               reverse: bool, unroll: int = 1, hoist: bool = False,
+               resets: Array | None = None,
+               reset_carry: PyTree | None = None) -> tuple[PyTree, Array]:  # fmt: skip
     """Same contract as ``lstm_jax._scan.scan`` (without gates), with the split derivative.
 
     Args:
       xs: ``[time, *batch, input]``, zero where ``mask`` is False.
       carry: the initial carry, leaves ``[*batch, hidden]``.
       mask: ``[time, *batch]`` booleans or None.
+      resets: ``[time, *batch]`` booleans in scan order or None: the carry goes back to
+        ``reset_carry`` (``carry`` when None) before those steps; the tangent loop resets the
+        same way, so nothing flows across a reset but into ``reset_carry``.
 
     Returns:
       ``(final_carry, ys [time, *batch, hidden])``.
     """
     options = dict(reverse=reverse, unroll=unroll, hoist=hoist)
+    if resets is not None and reset_carry is None:
+        reset_carry = carry
 
     @jax.custom_jvp
-    def run(params, xs, carry, mask):
-        final, ys, _ = _forward(cell, params, xs, carry, mask, save=None, **options)
+    def run(params, xs, carry, mask, resets, reset_carry):
+        seq = (xs, mask, resets)
+        final, ys, _ = _forward(cell, params, *seq, carry, reset_carry, save=None, **options)
         return final, ys
 
     def run_jvp(primals, tangents):
-        params, xs, carry, mask = primals
-        d_params, d_xs, d_carry, _ = tangents
+        params, xs, carry, mask, resets, reset_carry = primals
+        d_params, d_xs, d_carry, _, _, d_reset = tangents
         reads_sum, used = step_structure(cell, params, carry, xs)
-        final, ys, saved = _forward(cell, params, xs, carry, mask, save=reads_sum, **options)
+        seq = (xs, mask, resets)
+        final, ys, saved = _forward(
+            cell, params, *seq, carry, reset_carry, save=reads_sum, **options
+        )
         d_final, d_ys = _tangent(
-            cell, params, xs, mask, saved, (d_params, d_xs, d_carry), used, reads_sum, options
+            cell, params, seq, saved, (d_params, d_xs, d_carry, d_reset), used, reads_sum, options
         )
         return (final, ys), (d_final, d_ys)
 
     run.defjvp(run_jvp, symbolic_zeros=True)
-    return run(params, xs, carry, mask)
+    return run(params, xs, carry, mask, resets, reset_carry)
 
 
-def _forward(cell, params, xs, carry, mask, *, save, reverse, unroll, hoist):
+def _forward(cell, params, xs, mask, resets, carry, reset_carry, *, save, reverse, unroll, hoist):
     """The masked scan; with ``save`` not None it also returns, per step, the carry before the
-    step and ``xp + hh`` (``save`` True) or ``(xp, hh)`` (``save`` False)."""
+    step (after any reset) and ``xp + hh`` (``save`` True) or ``(xp, hh)`` (``save`` False)."""
     xps = cell.project_inputs(params, xs) if hoist else None
 
     def step(carry, inp):
-        x, xp_in, m = inp
+        x, xp_in, m, r = inp
         xp = xp_in if hoist else cell.project_inputs(params, x)
-        hh = cell.recurrent_projection(params, carry)
-        new_carry, y = cell.recur(params, carry, xp, hh)[:2]
+        before = reset_where(r, reset_carry, carry)
+        hh = cell.recurrent_projection(params, before)
+        new_carry, y = cell.recur(params, before, xp, hh)[:2]
         saved = None
         if save is not None:
-            saved = (carry, xp + hh, None) if save else (carry, xp, hh)
+            saved = (before, xp + hh, None) if save else (before, xp, hh)
         return keep_where(m, new_carry, carry), (zero_where_not(m, y), saved)
 
-    inputs = (None if hoist else xs, xps, mask)
+    inputs = (None if hoist else xs, xps, mask, resets)
     final, (ys, saved) = jax.lax.scan(step, carry, inputs, reverse=reverse, unroll=unroll)
     return final, ys, saved
 
 
-def _tangent(cell, params, xs, mask, saved, tangents, used, reads_sum, options):
+def _tangent(cell, params, seq, saved, tangents, used, reads_sum, options):
     """The tangent of ``(final_carry, ys)``: parameter terms outside the loop, then a loop that
     carries ``dc`` only."""
-    d_params, d_xs, d_carry = tangents
+    xs, mask, resets = seq
+    d_params, d_xs, d_carry, d_reset = tangents
     carries, xp_or_sum, hhs = saved
     _, d_xp_all = jvp_nonzero(
         lambda p, x: by_rows(lambda x: cell.project_inputs(p, x), x), (params, xs), (d_params, d_xs)
@@ -123,9 +135,14 @@ def _tangent(cell, params, xs, mask, saved, tangents, used, reads_sum, options):
         d_xp_all = d_hh_all if d_xp_all is None else d_xp_all + d_hh_all
         d_hh_all = None
 
+    d_c0 = jax.tree_util.tree_map(_instantiate, d_carry, carries)
+    if resets is not None:
+        d_reset = jax.tree_util.tree_map(_instantiate, d_reset, carries)
+
     def body(d_c, inp):
-        c_prev, a, hh, d_xp, d_hh_par, m = inp
-        d_hh = recurrent_tangent(c_prev, d_c)
+        c_prev, a, hh, d_xp, d_hh_par, m, r = inp
+        d_before = reset_where(r, d_reset, d_c)
+        d_hh = recurrent_tangent(c_prev, d_before)
         if d_hh_par is not None:
             d_hh = d_hh + d_hh_par
         loop_p = [p for p, k in zip(p_leaves, in_loop, strict=True) if k]
@@ -135,11 +152,10 @@ def _tangent(cell, params, xs, mask, saved, tangents, used, reads_sum, options):
         else:
             d_xp = jnp.zeros_like(a) if d_xp is None else d_xp
             primals, tans = (loop_p, c_prev, a, hh), (d_xp, d_hh)
-        _, (d_new, d_y) = jax.jvp(core, primals, (loop_d, d_c, *tans))
+        _, (d_new, d_y) = jax.jvp(core, primals, (loop_d, d_before, *tans))
         return keep_where(m, d_new, d_c), zero_where_not(m, d_y)
 
-    d_c0 = jax.tree_util.tree_map(_instantiate, d_carry, carries)
-    inputs = (carries, xp_or_sum, hhs, d_xp_all, d_hh_all, mask)
+    inputs = (carries, xp_or_sum, hhs, d_xp_all, d_hh_all, mask, resets)
     return jax.lax.scan(
         jax.checkpoint(body, prevent_cse=False),
         d_c0,

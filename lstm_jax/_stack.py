@@ -101,6 +101,7 @@ class Stack:
         xs: Array,
         *,
         seq_lengths: Array | None = None,
+        resets: Array | None = None,
         initial_carry: Sequence[PyTree] | None = None,
         dropout_key: Array | None = None,
         time_major: bool = False,
@@ -112,6 +113,9 @@ class Stack:
           params: from ``init``, one entry per layer.
           xs: ``[*batch, time, input]`` (``[time, *batch, input]`` when ``time_major``).
           seq_lengths: integers ``[*batch]``, the semantics of ``unroll`` in every layer.
+          resets: booleans ``[*batch, time]`` (``[time, *batch]`` when ``time_major``), True at
+            the first step of each packed sequence: every layer goes back to its initial carry
+            there (the semantics of ``unroll``).
           initial_carry: one entry per layer, as ``initial_carry()`` returns; zeros when None.
           dropout_key: a PRNG key; dropout between layers is applied only when it is given.
           time_major, impl: as for ``unroll``.
@@ -126,7 +130,11 @@ class Stack:
         for layer, (cell, p) in enumerate(zip(self.cells, params, strict=True)):
             c0 = None if initial_carry is None else initial_carry[layer]
             options = dict(
-                seq_lengths=seq_lengths, initial_carry=c0, time_major=time_major, impl=impl
+                seq_lengths=seq_lengths,
+                resets=resets,
+                initial_carry=c0,
+                time_major=time_major,
+                impl=impl,
             )
             if self.bidirectional:
                 carry, out = bidirectional(cell, p, h, merge=self.merge, **options)

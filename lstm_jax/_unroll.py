@@ -5,6 +5,10 @@ Variable lengths work by masking, never by gathering: padded inputs are zeroed b
 carry is kept and the output set to zero. For ``reverse=True`` each row is read from its own
 last valid element back to its first; outputs stay aligned with the input positions. How the
 loop runs (``impl``) is chosen in ``lstm_jax.impl``.
+
+Packed rows, several sequences back to back, work by ``resets [*batch, time]``: True at each
+sequence's first step, where the carry goes back to the initial carry. In reverse each sequence
+is read from its own end back to its start.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import jax
 import jax.numpy as jnp
 
 from lstm_jax import _checks
-from lstm_jax._scan import scan, time_mask
+from lstm_jax._scan import scan, step_resets, time_mask
 from lstm_jax.cells.base import Cell, check_carry, check_cell, check_params
 from lstm_jax.impl import Impl, check_impl, resolve
 from lstm_jax.typing import Array, PyTree
@@ -54,6 +58,39 @@ def prepare_sequence(
     return Sequence(xs_t, batch_shape, mask)
 
 
+def prepare_resets(fn: str, resets: Any, seq: Sequence, time_major: bool) -> Array | None:
+    """Checks ``resets`` (bool ``[*batch, time]``, ``[time, *batch]`` when ``time_major``)
+    against ``seq`` and returns them time-major, or None."""
+    if resets is None:
+        return None
+    time = seq.xs.shape[0]
+    layout, want = (
+        ("[time, *batch]", (time, *seq.batch_shape))
+        if time_major
+        else ("[*batch, time]", (*seq.batch_shape, time))
+    )
+    _checks.check_is_array(fn, "resets", resets)
+    if resets.dtype != jnp.bool_:
+        raise TypeError(
+            f"{fn}: resets must be booleans {layout} (True at each packed sequence's first "
+            f"step), got dtype {jnp.dtype(resets.dtype).name}"
+        )
+    if tuple(resets.shape) != want:
+        raise ValueError(
+            f"{fn}: resets must have shape {layout} = {want} (from xs), got shape "
+            f"{tuple(resets.shape)}"
+        )
+    resets = jnp.asarray(resets)
+    return resets if time_major else jnp.moveaxis(resets, -1, 0)
+
+
+def run_resets(starts: Array | None, seq: Sequence, reverse: bool) -> dict[str, Array]:
+    """The ``resets`` keyword of ``Impl.run`` for one direction ({} without resets)."""
+    if starts is None:
+        return {}
+    return dict(resets=step_resets(starts, seq.mask, reverse))
+
+
 def start_carry(
     fn: str, cell: Cell, initial_carry: Any, batch_shape: tuple[int, ...], name: str
 ) -> PyTree:
@@ -64,13 +101,15 @@ def start_carry(
     return initial_carry
 
 
-def _checked(fn, cell, params, xs, initial_carry, seq_lengths, reverse, time_major):
-    """The checks that ``unroll`` and ``gates`` share; returns ``(Sequence, carry)``."""
+def _checked(fn, cell, params, xs, initial_carry, seq_lengths, resets, reverse, time_major):
+    """The checks that ``unroll`` and ``gates`` share; returns ``(Sequence, carry, options)``
+    with ``options`` the resets keyword of ``Impl.run``."""
     check_cell(fn, cell)
     check_params(cell, params, fn)
     _checks.check_bool(fn, "reverse", reverse)
     seq = prepare_sequence(fn, cell, params, xs, seq_lengths, time_major)
-    return seq, start_carry(fn, cell, initial_carry, seq.batch_shape, "initial_carry")
+    options = run_resets(prepare_resets(fn, resets, seq, time_major), seq, reverse)
+    return seq, start_carry(fn, cell, initial_carry, seq.batch_shape, "initial_carry"), options
 
 
 def unroll(
@@ -80,6 +119,7 @@ def unroll(
     *,
     initial_carry: PyTree | None = None,
     seq_lengths: Array | None = None,
+    resets: Array | None = None,
     reverse: bool = False,
     time_major: bool = False,
     impl: str | Impl = "auto",
@@ -99,8 +139,14 @@ def unroll(
         nothing past its length affects any output or gradient. Lengths are not checked
         against ``time`` (they may be traced): a length above ``time`` acts as ``time``, a
         negative one as 0.
-      reverse: read each row from its own last valid element back to the first; outputs stay
-        aligned with the input positions.
+      resets: booleans ``[*batch, time]`` (``[time, *batch]`` when ``time_major``) for packed
+        rows: True at the first step of each sequence, where the carry goes back to
+        ``initial_carry`` before the step, so each sequence runs as if on its own. The final
+        carry is the last sequence's (the first's, with ``reverse``). Combines with
+        ``seq_lengths`` (resets past a row's length are ignored).
+      reverse: read each row from its own last valid element back to the first (each packed
+        sequence from its own end back to its start); outputs stay aligned with the input
+        positions.
       time_major: layout of ``xs`` and ``ys``.
       impl: how the loop runs (``lstm_jax.impl``): ``"auto"``, ``"scan"``, ``"split"``,
         ``"chunked"`` or an instance such as ``lstm_jax.Chunked(every=100)``. The result does
@@ -111,10 +157,10 @@ def unroll(
       when ``time_major``).
     """
     check_impl("unroll", impl)
-    seq, carry = _checked(
-        "unroll", cell, params, xs, initial_carry, seq_lengths, reverse, time_major
+    seq, carry, options = _checked(
+        "unroll", cell, params, xs, initial_carry, seq_lengths, resets, reverse, time_major
     )
-    carry, ys = resolve(impl).run(cell, params, seq.xs, carry, seq.mask, reverse=reverse)
+    carry, ys = resolve(impl).run(cell, params, seq.xs, carry, seq.mask, reverse=reverse, **options)
     return carry, ys if time_major else jnp.moveaxis(ys, 0, -2)
 
 
@@ -125,6 +171,7 @@ def gates(
     *,
     initial_carry: PyTree | None = None,
     seq_lengths: Array | None = None,
+    resets: Array | None = None,
     reverse: bool = False,
     time_major: bool = False,
 ) -> Any:
@@ -132,10 +179,11 @@ def gates(
     introspection: the cell's gates NamedTuple (``LSTMGates(i, f, g, o)``, ...) with fields
     ``[*batch, time, hidden]`` (``[time, *batch, hidden]`` when ``time_major``), zero past each
     length. Runs the plain scan; differentiable like any JAX function."""
-    seq, carry = _checked(
-        "gates", cell, params, xs, initial_carry, seq_lengths, reverse, time_major
+    seq, carry, options = _checked(
+        "gates", cell, params, xs, initial_carry, seq_lengths, resets, reverse, time_major
     )
-    _, _, out = scan(cell, params, seq.xs, carry, seq.mask, reverse=reverse, with_gates=True)
+    options |= dict(reverse=reverse, with_gates=True)
+    _, _, out = scan(cell, params, seq.xs, carry, seq.mask, **options)
     if out is None:
         raise TypeError(f"gates: {cell.name} returns no gates from its recur step")
     if time_major:

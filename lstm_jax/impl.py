@@ -3,7 +3,11 @@
 What a call computes never depends on ``impl``; only its speed and memory do. Each
 implementation is a frozen dataclass with one method, ``run(cell, params, xs, carry, mask, *,
 reverse) -> (final_carry, ys)``, over validated time-major inputs (``lstm_jax._scan``), and is
-registered by name:
+registered by name. ``resets`` (None, or ``[time, *batch]`` booleans in scan order, made by
+``lstm_jax._scan.step_resets``) marks the steps before which the carry goes back to
+``reset_carry`` (``carry`` when None): packed sequences, one after another in a row. An
+implementation that cannot reset raises ``NotImplementedError`` when ``resets`` is given;
+``Chunked`` passes ``reset_carry`` to its inner implementation. The registered ones:
 
 * ``"scan"`` (``Scan``): one ``lax.scan``, differentiated by JAX as it is.
 * ``"split"`` (``Split``): the same forward pass with the cuDNN-style derivative of
@@ -45,7 +49,8 @@ class Impl(Protocol):
     name: str
 
     def run(self, cell: Cell, params: PyTree, xs: Array, carry: PyTree, mask: Array | None, *,
-            reverse: bool) -> tuple[PyTree, Array]: ...  # fmt: skip
+            reverse: bool, resets: Array | None = None,
+            reset_carry: PyTree | None = None) -> tuple[PyTree, Array]: ...  # fmt: skip
 
 
 IMPLS: dict[str, Impl] = {}
@@ -115,8 +120,9 @@ class Scan(_Loop):
 
     name = "scan"
 
-    def run(self, cell, params, xs, carry, mask, *, reverse):
+    def run(self, cell, params, xs, carry, mask, *, reverse, resets=None, reset_carry=None):
         options = dict(reverse=reverse, unroll=self.unroll, hoist=self.hoist)
+        options |= dict(resets=resets, reset_carry=reset_carry)
         return scan(cell, params, xs, carry, mask, **options)[:2]
 
 
@@ -126,8 +132,9 @@ class Split(_Loop):
 
     name = "split"
 
-    def run(self, cell, params, xs, carry, mask, *, reverse):
+    def run(self, cell, params, xs, carry, mask, *, reverse, resets=None, reset_carry=None):
         options = dict(reverse=reverse, unroll=self.unroll, hoist=self.hoist)
+        options |= dict(resets=resets, reset_carry=reset_carry)
         return split_scan(cell, params, xs, carry, mask, **options)
 
 
@@ -149,10 +156,11 @@ class Chunked:
             raise ValueError(f"Chunked: inner must be 'scan' or 'split', got {self.inner!r}")
         check_impl("Chunked", self.inner, "inner")
 
-    def run(self, cell, params, xs, carry, mask, *, reverse):
+    def run(self, cell, params, xs, carry, mask, *, reverse, resets=None, reset_carry=None):
         every = self.every or max(1, math.ceil(math.sqrt(xs.shape[0])))
         inner = IMPLS[self.inner] if isinstance(self.inner, str) else self.inner
-        return chunked_scan(inner, cell, params, xs, carry, mask, every=every, reverse=reverse)
+        options = dict(every=every, reverse=reverse, resets=resets, reset_carry=reset_carry)
+        return chunked_scan(inner, cell, params, xs, carry, mask, **options)
 
 
 # Implementations in their own files register themselves on import (they import this module).
