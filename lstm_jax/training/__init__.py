@@ -18,6 +18,7 @@ A typical run::
 Importing this package pulls in Orbax; the core (``lstm_jax``) does not import it.
 """
 
+from lstm_jax.training import distributed
 from lstm_jax.training.checkpoints import (
     Checkpointer,
     CorruptCheckpointError,
@@ -78,6 +79,7 @@ __all__ = [
     "compute_metrics",
     "config_differences",
     "create_train_state",
+    "distributed",
     "evaluate",
     "init_metrics",
     "learning_rate_schedule",

@@ -201,12 +201,15 @@ def train(
     if window is not None:
         acc, window_steps, window_rows, seconds = window
         window_start -= seconds
-    with ProgressBar(num_steps, initial=start, enabled=progress) as bar:
+    # Only process 0 draws: one bar per run, not one per process.
+    enabled = progress and jax.process_index() == 0
+    with ProgressBar(num_steps, initial=start, enabled=enabled) as bar:
         for step in range(start, num_steps):
             batch = batch_fn(step)
-            rows = _batch_rows(batch)
             if mesh is not None:
                 batch = shard_batch(batch, mesh)
+            # After sharding a leaf is the global array: every process counts the global batch.
+            rows = _batch_rows(batch)
             state, metrics = train_step(state, batch)
             metrics = jax.device_get(metrics)
             if not bool(metrics["finite"]):
