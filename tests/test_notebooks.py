@@ -28,6 +28,13 @@ def test_notebooks_are_found():
     assert len(NOTEBOOKS) >= 4, f"expected the tutorials in {NOTEBOOK_DIR}, got {NOTEBOOKS}"
 
 
+def test_every_notebook_is_a_page_of_the_docs_site():
+    # docs/hooks/notebooks.py adds notebooks/*.py to the site; the nav must name each one.
+    nav = (NOTEBOOK_DIR.parent / "mkdocs.yml").read_text()
+    for path in NOTEBOOKS:
+        assert f": notebooks/{path.name}\n" in nav, f"{path.name} is not in mkdocs.yml's nav"
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_is_stored_without_outputs(path):
     notebook = jupytext.read(path)
