@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import re
 
 import jax
@@ -21,9 +22,19 @@ def test_default_lstm_repr_names_initialisers_and_dtypes():
     assert "forget_bias=1.0" in text
 
 
+def _build(cls):
+    """``cls(3)``, with 2 for any other required argument (``proj_size``, ...)."""
+    required = [
+        name
+        for name, p in inspect.signature(cls).parameters.items()
+        if name != "hidden_size" and p.default is p.empty and p.kind is not p.VAR_KEYWORD
+    ]
+    return cls(3, **dict.fromkeys(required, 2))
+
+
 def test_every_registered_cell_repr_has_no_address():
     for cls in CELL_TYPES.values():
-        text = repr(cls(3))
+        text = repr(_build(cls))
         assert text.startswith(f"{cls.__name__}(hidden_size=3"), text
         assert not re.search(r"0x[0-9a-f]+|<function|<class", text), text
 
