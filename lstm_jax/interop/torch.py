@@ -5,8 +5,9 @@ imports torch.
 
 Weight layout. torch stores ``weight_ih_l{k}[_reverse]: [gates, input]`` for ``W x``; lstm_jax
 stores ``w_ih: [input, gates]`` for ``x @ W``, in the same gate order (LSTM ``i, f, g, o``; GRU
-``r, z, n``), so ``w_ih = weight_ih.T`` and ``w_hh = weight_hh.T``. torch's two biases only add,
-except the GRU's recurrent candidate bias ``b_hn``, which sits inside ``r * (h W_hn + b_hn)``::
+``r, z, n``), so ``w_ih = weight_ih.T`` and ``w_hh = weight_hh.T``; an LSTM with ``proj_size >
+0`` becomes ``lstmp`` cells with ``w_hr = weight_hr.T``. torch's two biases only add, except the
+GRU's recurrent candidate bias ``b_hn``, which sits inside ``r * (h W_hn + b_hn)``::
 
     LSTM, RNN:  b = b_ih + b_hh
     GRU:        b = b_ih + (b_hr | b_hz | 0),   b_hn = b_hh[2H:]
@@ -35,13 +36,22 @@ from lstm_jax.cells.gru import GRUCell as GRU
 from lstm_jax.cells.gru import GRUParams, gru
 from lstm_jax.cells.lstm import LSTMCarry, LSTMParams, lstm
 from lstm_jax.cells.lstm import LSTMCell as LSTM
+from lstm_jax.cells.lstmp import LSTMPCell as LSTMP
+from lstm_jax.cells.lstmp import LSTMPParams
 from lstm_jax.cells.simple import SimpleRNNCell as SimpleRNN
 from lstm_jax.cells.simple import SimpleRNNParams, simple_rnn
 from lstm_jax.typing import Array, PyTree
 
 # torch's module class name for each cell class that has a torch counterpart.
-_TORCH_NAMES = {LSTM: "LSTM", GRU: "GRU", SimpleRNN: "RNN"}
-_PARAMS_TYPES = {LSTM: LSTMParams, GRU: GRUParams, SimpleRNN: SimpleRNNParams}
+_TORCH_NAMES = {LSTM: "LSTM", LSTMP: "LSTM", GRU: "GRU", SimpleRNN: "RNN"}
+_PARAMS_TYPES = {
+    LSTM: LSTMParams,
+    LSTMP: LSTMPParams,
+    GRU: GRUParams,
+    SimpleRNN: SimpleRNNParams,
+}
+# The cells whose carry is LSTMCarry(h, c): torch's (h_0, c_0).
+_WITH_CELL_STATE = (LSTM, LSTMP)
 
 
 def _import_torch() -> Any:
@@ -114,13 +124,15 @@ class TorchStyleRNN:
             ``time`` long.
           initial_state: torch's ``hx``: ``h_0`` for GRU/RNN, ``(h_0, c_0)`` for LSTM, each
             ``[num_layers * num_directions, batch, hidden]`` (``[num_layers * num_directions,
-            hidden]`` for unbatched input) whatever ``batch_first``; zeros when None.
+            hidden]`` for unbatched input) whatever ``batch_first``, ``h_0`` with ``proj``
+            features for an LSTM with ``proj_size``; zeros when None.
 
         Returns:
           ``(output, h_n)`` for GRU/RNN, ``(output, (h_n, c_n))`` for LSTM: ``output`` in the
           layout of ``x`` with ``num_directions * hidden`` features (forward then backward),
           ``h_n`` and ``c_n`` ``[num_layers * num_directions, batch, hidden]`` in torch's order
-          (layer 0 forward, layer 0 backward, layer 1 forward, ...).
+          (layer 0 forward, layer 0 backward, layer 1 forward, ...). With ``proj_size``,
+          ``output`` and ``h_n`` have ``proj`` features where these say ``hidden``.
         """
         fn = self._fn
         _check_stack_params(self.stack, params, fn)
@@ -152,7 +164,7 @@ class TorchStyleRNN:
         )
         per_layer = final if self.stack.bidirectional else ((carry,) for carry in final)
         directions = [carry for layer in per_layer for carry in layer]
-        if isinstance(self.cell, LSTM):
+        if isinstance(self.cell, _WITH_CELL_STATE):
             h_n = jnp.stack([d.h for d in directions])
             c_n = jnp.stack([d.c for d in directions])
             return ys, (h_n, c_n)
@@ -181,7 +193,7 @@ class TorchStyleRNN:
     def _initial_carries(
         self, initial_state: Any, batch_shape: tuple[int, ...], fn: str
     ) -> tuple[PyTree, ...]:
-        is_lstm = isinstance(self.cell, LSTM)
+        is_lstm = isinstance(self.cell, _WITH_CELL_STATE)
         if is_lstm:
             if not isinstance(initial_state, tuple | list) or len(initial_state) != 2:
                 raise TypeError(
@@ -200,15 +212,18 @@ class TorchStyleRNN:
         else:
             named = [("initial_state (h_0)", initial_state)]
         n_states = self.stack.num_layers * self.num_directions
-        want = (n_states, *batch_shape, self.cell.hidden_size)
+        # h has the projected width (output_size), c the hidden width.
+        widths = [("proj" if isinstance(self.cell, LSTMP) else "hidden", self.cell.output_size)]
+        widths.append(("hidden", self.cell.hidden_size))
         dtype = self.cell.resolved_carry_dtype()
         states = []
-        for name, s in named:
+        for (name, s), (width_name, width) in zip(named, widths, strict=False):
+            want = (n_states, *batch_shape, width)
             _checks.check_floating(fn, name, s)
             if tuple(s.shape) != want:
                 raise ValueError(
                     f"{fn}: {name} must have shape {want} ([num_layers * num_directions, "
-                    f"{'batch, ' if batch_shape else ''}hidden], torch's layout), got shape "
+                    f"{'batch, ' if batch_shape else ''}{width_name}], torch's layout), got shape "
                     f"{tuple(s.shape)}"
                 )
             states.append(s.astype(dtype))
@@ -252,7 +267,7 @@ def _check_stack_params(model: Stack, params: PyTree, fn: str) -> None:
 
 
 def _is_cell_params(p: Any) -> bool:
-    return isinstance(p, LSTMParams | GRUParams | SimpleRNNParams)
+    return isinstance(p, LSTMParams | LSTMPParams | GRUParams | SimpleRNNParams)
 
 
 # ---- torch -> lstm_jax --------------------------------------------------------------------------
@@ -276,7 +291,8 @@ def from_torch(module: Any) -> tuple[TorchStyleRNN, tuple[PyTree, ...]]:
 
     Args:
       module: the torch module, any ``num_layers``, ``bidirectional``, ``batch_first``,
-        ``bias``, ``dropout`` (below 1) and (RNN) ``nonlinearity``, on any device.
+        ``bias``, ``dropout`` (below 1), (LSTM) ``proj_size`` and (RNN) ``nonlinearity``, on
+        any device. An LSTM with ``proj_size > 0`` becomes a stack of ``lstmp`` cells.
 
     Returns:
       ``(apply, params)``: ``params`` one entry per layer (a ``(forward, backward)`` pair if
@@ -288,7 +304,6 @@ def from_torch(module: Any) -> tuple[TorchStyleRNN, tuple[PyTree, ...]]:
 
     Raises:
       TypeError: ``module`` is not one of the three classes.
-      NotImplementedError: an LSTM with ``proj_size > 0``.
     """
     torch = _import_torch()
     nn = torch.nn
@@ -297,14 +312,11 @@ def from_torch(module: Any) -> tuple[TorchStyleRNN, tuple[PyTree, ...]]:
             f"from_torch: module must be a torch.nn.LSTM, torch.nn.GRU or torch.nn.RNN, got "
             f"{type(module).__name__}"
         )
-    if getattr(module, "proj_size", 0) > 0:
-        raise NotImplementedError(
-            f"from_torch: LSTM with proj_size={module.proj_size} (projected hidden state) is "
-            f"not supported; only proj_size=0"
-        )
     hidden, bias = module.hidden_size, module.bias
     dtype = jnp.dtype(_to_numpy(module.weight_ih_l0).dtype)
-    if isinstance(module, nn.LSTM):
+    if isinstance(module, nn.LSTM) and module.proj_size > 0:
+        cell = LSTMP(hidden, module.proj_size, use_bias=bias, param_dtype=dtype)
+    elif isinstance(module, nn.LSTM):
         cell = lstm(hidden, use_bias=bias, param_dtype=dtype)
     elif isinstance(module, nn.GRU):
         cell = gru(hidden, reset_after=True, use_bias=bias, param_dtype=dtype)
@@ -331,6 +343,8 @@ def from_torch(module: Any) -> tuple[TorchStyleRNN, tuple[PyTree, ...]]:
         elif bias:
             b = get("bias_ih") + get("bias_hh")
         leaves = [w_ih, w_hh, b] + ([b_hn] if isinstance(cell, GRU) else [])
+        if isinstance(cell, LSTMP):
+            leaves.append(get("weight_hr").T)
         params_type = _PARAMS_TYPES[type(cell)]
         return params_type(*(None if v is None else jnp.asarray(v) for v in leaves))
 
@@ -366,19 +380,21 @@ def _check_torch_expressible(model: Stack, fn: str, name: str = "model") -> None
     first = model.cells[0]
     if type(first) not in _TORCH_NAMES:
         raise ValueError(
-            f"{fn}: {name} must use lstm, gru or simple_rnn cells (torch has no {first.name})"
+            f"{fn}: {name} must use lstm, lstmp, gru or simple_rnn cells (torch has no "
+            f"{first.name})"
         )
     for k, cell in enumerate(model.cells):
         if (
             type(cell) is not type(first)
             or cell.hidden_size != first.hidden_size
+            or cell.output_size != first.output_size
             or cell.use_bias != first.use_bias
             or getattr(cell, "activation", None) != getattr(first, "activation", None)
         ):
             raise ValueError(
-                f"{fn}: {name} must use the same kind of cell, hidden_size, use_bias and "
-                f"activation in every layer (a torch module has one of each), but layer {k} has "
-                f"{cell!r} and layer 0 {first!r}"
+                f"{fn}: {name} must use the same kind of cell, hidden_size, proj_size, use_bias "
+                f"and activation in every layer (a torch module has one of each), but layer {k} "
+                f"has {cell!r} and layer 0 {first!r}"
             )
     if isinstance(first, GRU) and not first.reset_after:
         raise ValueError(
@@ -422,16 +438,17 @@ def to_torch(params: PyTree, model: Any) -> dict[str, Any]:
     Args:
       params: a cell's params (when ``model`` is a cell), or one entry per layer of a stack
         (a ``(forward, backward)`` pair per layer if bidirectional).
-      model: the description of the network: an ``lstm``, ``gru`` (``reset_after=True``) or
-        ``simple_rnn`` cell (one layer); an ``lstm_jax.stack`` of one of those (the same
-        hidden size, ``use_bias`` and activation in every layer, ``merge="concat"``, no
-        residuals); or the ``apply`` returned by ``from_torch``.
+      model: the description of the network: an ``lstm``, ``lstmp``, ``gru``
+        (``reset_after=True``) or ``simple_rnn`` cell (one layer); an ``lstm_jax.stack`` of
+        one of those (the same hidden size, ``proj_size``, ``use_bias`` and activation in every
+        layer, ``merge="concat"``, no residuals); or the ``apply`` returned by ``from_torch``.
 
     Returns:
       ``{"weight_ih_l0": ..., "weight_hh_l0": ..., "bias_ih_l0": ..., "bias_hh_l0": ...,
-      ...}`` in torch's order (``_reverse`` for backward directions), tensors on the CPU in
-      the params' dtype. The combined bias goes to ``bias_ih`` and ``bias_hh`` is zero, except
-      the GRU's ``n`` block of ``bias_hh``, which holds ``b_hn``.
+      ...}`` in torch's order (``_reverse`` for backward directions; ``weight_hr_l{k}`` after
+      the biases for ``lstmp``), tensors on the CPU in the params' dtype. The combined bias
+      goes to ``bias_ih`` and ``bias_hh`` is zero, except the GRU's ``n`` block of
+      ``bias_hh``, which holds ``b_hn``.
     """
     fn = "to_torch"
     model, params, _ = _as_stack(params, model, fn)
@@ -443,13 +460,14 @@ def to_torch(params: PyTree, model: Any) -> dict[str, Any]:
         for suffix, q in zip(("", "_reverse"), p if model.bidirectional else (p,), strict=False):
             state[f"weight_ih_l{k}{suffix}"] = _to_tensor(q.w_ih.T, dtype)
             state[f"weight_hh_l{k}{suffix}"] = _to_tensor(q.w_hh.T, dtype)
-            if q.b is None:
-                continue
-            b_hh = jnp.zeros_like(q.b)
-            if isinstance(q, GRUParams):
-                b_hh = b_hh.at[2 * hidden :].set(q.b_hn)
-            state[f"bias_ih_l{k}{suffix}"] = _to_tensor(q.b, dtype)
-            state[f"bias_hh_l{k}{suffix}"] = _to_tensor(b_hh, dtype)
+            if q.b is not None:
+                b_hh = jnp.zeros_like(q.b)
+                if isinstance(q, GRUParams):
+                    b_hh = b_hh.at[2 * hidden :].set(q.b_hn)
+                state[f"bias_ih_l{k}{suffix}"] = _to_tensor(q.b, dtype)
+                state[f"bias_hh_l{k}{suffix}"] = _to_tensor(b_hh, dtype)
+            if isinstance(q, LSTMPParams):
+                state[f"weight_hr_l{k}{suffix}"] = _to_tensor(q.w_hr.T, dtype)
     return state
 
 
@@ -484,7 +502,9 @@ def to_torch_module(params: PyTree, model: Any, *, batch_first: bool | None = No
         bidirectional=stack_model.bidirectional,
         dtype=_torch_dtype(first.w_ih.dtype, fn),
     )
-    if isinstance(cell, LSTM):
+    if isinstance(cell, LSTMP):
+        module = torch.nn.LSTM(proj_size=cell.proj_size, **options)
+    elif isinstance(cell, LSTM):
         module = torch.nn.LSTM(**options)
     elif isinstance(cell, GRU):
         module = torch.nn.GRU(**options)

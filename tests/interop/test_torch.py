@@ -24,10 +24,12 @@ pad_packed_sequence = torch.nn.utils.rnn.pad_packed_sequence
 
 ATOL = 2e-5
 INPUT, HIDDEN, BATCH, TIME = 3, 4, 3, 5
+PROJ = 2  # proj_size of the projected LSTM (kind "lstmp")
 KINDS = ["lstm", "gru", "rnn_tanh", "rnn_relu"]
 
 
 def make_module(kind, *, num_layers=1, bidirectional=False, batch_first=False, bias=True, seed=0):
+    """``kind``: one of ``KINDS``, or ``"lstmp"``: an LSTM with ``proj_size=PROJ``."""
     torch.manual_seed(seed)
     options = dict(
         input_size=INPUT,
@@ -39,6 +41,8 @@ def make_module(kind, *, num_layers=1, bidirectional=False, batch_first=False, b
     )
     if kind == "lstm":
         return torch.nn.LSTM(**options)
+    if kind == "lstmp":
+        return torch.nn.LSTM(proj_size=PROJ, **options)
     if kind == "gru":
         return torch.nn.GRU(**options)
     return torch.nn.RNN(nonlinearity=kind.removeprefix("rnn_"), **options)
@@ -55,11 +59,14 @@ def random_batch(seed, *, batch_first, batch=BATCH, time=TIME):
 
 
 def random_state(module, seed, batch=BATCH):
-    """A non-zero ``hx`` in torch's layout (``None`` batch for unbatched)."""
+    """A non-zero ``hx`` in torch's layout (``None`` batch for unbatched); ``h_0`` has
+    ``proj_size`` features when the module has one."""
     rng = np.random.default_rng(seed)
     n = module.num_layers * (2 if module.bidirectional else 1)
     shape = (n, HIDDEN) if batch is None else (n, batch, HIDDEN)
-    h = rng.normal(size=shape).astype(np.float32)
+    proj = getattr(module, "proj_size", 0)
+    h_shape = (*shape[:-1], proj) if proj else shape
+    h = rng.normal(size=h_shape).astype(np.float32)
     if isinstance(module, torch.nn.LSTM):
         return h, rng.normal(size=shape).astype(np.float32)
     return h
@@ -309,12 +316,14 @@ def _torch_grads_in_our_layout(module, kind):
     for k in range(module.num_layers):
         directions = []
         for suffix in ("", "_reverse"):
-            grad = {
-                n: getattr(module, f"{n}_l{k}{suffix}").grad.numpy()
-                for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
-            }
+            names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+            names += ("weight_hr",) if kind == "lstmp" else ()
+            grad = {n: getattr(module, f"{n}_l{k}{suffix}").grad.numpy() for n in names}
             w_ih, w_hh = grad["weight_ih"].T, grad["weight_hh"].T
-            if kind == "gru":
+            if kind == "lstmp":
+                np.testing.assert_allclose(grad["bias_ih"], grad["bias_hh"], atol=ATOL)
+                directions.append((w_ih, w_hh, grad["bias_ih"], grad["weight_hr"].T))
+            elif kind == "gru":
                 np.testing.assert_allclose(
                     grad["bias_ih"][: 2 * hidden], grad["bias_hh"][: 2 * hidden], atol=ATOL
                 )
@@ -326,22 +335,25 @@ def _torch_grads_in_our_layout(module, kind):
     return tuple(layers)
 
 
-@pytest.mark.parametrize("kind", ["lstm", "gru"])
+@pytest.mark.parametrize("kind", ["lstm", "gru", "lstmp"])
 def test_gradients_match_torch_autograd(kind):
     module = make_module(kind, num_layers=2, bidirectional=True, batch_first=True)
     x, lengths = random_batch(11, batch_first=True)
     hx = random_state(module, 12)
     rng = np.random.default_rng(13)
-    w_out = rng.normal(size=(BATCH, TIME, 2 * HIDDEN)).astype(np.float32)
-    w_state = rng.normal(size=(4, BATCH, HIDDEN)).astype(np.float32)
+    width = PROJ if kind == "lstmp" else HIDDEN
+    with_c = kind in ("lstm", "lstmp")
+    w_out = rng.normal(size=(BATCH, TIME, 2 * width)).astype(np.float32)
+    w_state = rng.normal(size=(4, BATCH, width)).astype(np.float32)
+    w_cell = rng.normal(size=(4, BATCH, HIDDEN)).astype(np.float32)
     apply, params = from_torch(module)
 
     def loss(params, x):
         out, state = apply(params, x, jnp.asarray(lengths), jax_state(hx))
-        h_n = state[0] if kind == "lstm" else state
+        h_n = state[0] if with_c else state
         total = jnp.sum(out * w_out) + jnp.sum(h_n * w_state)
-        if kind == "lstm":
-            total = total + jnp.sum(state[1] * w_state[::-1])
+        if with_c:
+            total = total + jnp.sum(state[1] * w_cell)
         return total
 
     grad_params, grad_x = jax.jit(jax.grad(loss, argnums=(0, 1)))(params, jnp.asarray(x))
@@ -350,13 +362,13 @@ def test_gradients_match_torch_autograd(kind):
     packed = pack_padded_sequence(
         xt, torch.from_numpy(lengths), batch_first=True, enforce_sorted=False
     )
-    hxt = tuple(map(torch.from_numpy, hx)) if kind == "lstm" else torch.from_numpy(hx)
+    hxt = tuple(map(torch.from_numpy, hx)) if with_c else torch.from_numpy(hx)
     out, state = module(packed, hxt)
     out, _ = pad_packed_sequence(out, batch_first=True, total_length=TIME)
-    h_n = state[0] if kind == "lstm" else state
+    h_n = state[0] if with_c else state
     total = (out * torch.from_numpy(w_out)).sum() + (h_n * torch.from_numpy(w_state)).sum()
-    if kind == "lstm":
-        total = total + (state[1] * torch.from_numpy(w_state[::-1].copy())).sum()
+    if with_c:
+        total = total + (state[1] * torch.from_numpy(w_cell)).sum()
     total.backward()
 
     np.testing.assert_allclose(np.asarray(grad_x), xt.grad.numpy(), atol=1e-4, rtol=0)
@@ -365,10 +377,68 @@ def test_gradients_match_torch_autograd(kind):
     assert_close(ours, want, atol=1e-4)
 
 
+# ---- LSTM with proj_size (lstmp cells) ----------------------------------------------------------
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_lstm_with_proj_size_matches_torch_on_a_padded_batch(batch_first):
+    module = make_module("lstmp", num_layers=2, bidirectional=True, batch_first=batch_first)
+    x, lengths = random_batch(15, batch_first=batch_first)
+    hx = random_state(module, 16)
+    apply, params = from_torch(module)
+    assert all(isinstance(c, lstm_jax.cells.lstmp.LSTMPCell) for c in apply.stack.cells)
+    assert apply.stack.output_size == 2 * PROJ
+    with torch.no_grad():
+        want = torch_forward(module, x, lengths)
+        want_hx = torch_forward(module, x, lengths, hx)
+    run = jax.jit(apply)
+    assert_close(run(params, jnp.asarray(x), jnp.asarray(lengths)), want)
+    assert_close(run(params, jnp.asarray(x), jnp.asarray(lengths), jax_state(hx)), want_hx)
+
+
+def test_our_lstmp_stack_in_torch_gives_our_outputs():
+    cell = lstm_jax.cells.lstmp.LSTMPCell(HIDDEN, PROJ, bias_init=_random_bias)
+    model = lstm_jax.stack(cell, 2, bidirectional=True)
+    params = model.init(jax.random.key(17), INPUT)
+    module = to_torch_module(params, model, batch_first=True)
+    assert module.proj_size == PROJ
+    assert list(to_torch(params, model)) == list(module.state_dict())
+    x, lengths = random_batch(18, batch_first=True)
+    carries, ys = model.apply(params, jnp.asarray(x), seq_lengths=jnp.asarray(lengths))
+    with torch.no_grad():
+        out, (h_n, c_n) = torch_forward(module, x, lengths)
+    assert_close(ys, out)
+    flat = [c for layer in carries for c in layer]
+    assert_close(jnp.stack([c.h for c in flat]), h_n)
+    assert_close(jnp.stack([c.c for c in flat]), c_n)
+    # and back: the same parameters, bit for bit
+    apply2, params2 = from_torch(module)
+    assert apply2.stack == lstm_jax.stack(
+        lstm_jax.cells.lstmp.LSTMPCell(HIDDEN, PROJ), 2, bidirectional=True
+    )
+    for a, b in zip(jax.tree.leaves(params2), jax.tree.leaves(params), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_lstm_with_proj_size_checks_the_initial_state_widths():
+    module = make_module("lstmp", num_layers=2, bidirectional=True)
+    apply, params = from_torch(module)
+    h_0, c_0 = jnp.zeros((4, BATCH, PROJ)), jnp.zeros((4, BATCH, HIDDEN))
+    x = jnp.zeros((TIME, BATCH, INPUT))
+    with pytest.raises(
+        ValueError, match=r"initial_state\[0\] \(h_0\) must have shape \(4, 3, 2\) .*proj"
+    ):
+        apply(params, x, initial_state=(c_0, c_0))
+    with pytest.raises(ValueError, match=r"initial_state\[1\] \(c_0\) must have shape \(4, 3, 4\)"):
+        apply(params, x, initial_state=(h_0, h_0))
+
+
+def test_to_torch_rejects_layers_with_different_proj_sizes():
+    lstmp = lstm_jax.cells.lstmp.LSTMPCell
+    model = lstm_jax.stack([lstmp(HIDDEN, 2), lstmp(HIDDEN, 3)], 2)
+    with pytest.raises(ValueError, match=r"to_torch: model must use the same .*proj_size.*layer 1"):
+        to_torch(model.init(jax.random.key(19), INPUT), model)
+
+
 # ---- errors -------------------------------------------------------------------------------------
-def test_lstm_with_proj_size_is_not_implemented():
-    with pytest.raises(NotImplementedError, match="proj_size"):
-        from_torch(torch.nn.LSTM(INPUT, HIDDEN, proj_size=2))
 
 
 @pytest.mark.parametrize("module", [torch.nn.Linear(2, 3), torch.nn.LSTMCell(2, 3), "lstm"])
