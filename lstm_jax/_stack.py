@@ -6,12 +6,18 @@ entry per layer: the cell's parameters, or the pair ``(forward, backward)`` for 
 layer. Dropout (as in PyTorch) is applied to the outputs of every layer but the last, only when
 ``apply`` is given a ``dropout_key``. Residual connections add a layer's input to its output
 wherever the two have the same width (so not on a first layer whose input width differs).
+
+``stack(..., learn_initial_carry=True)`` learns each layer's (and direction's) initial carry:
+``init`` returns ``WithInitialCarry(params=<the per-layer tuple>, initial_carry=<one carry
+per layer, leaves [hidden], zeros at init>)``, and ``apply`` broadcasts those carries over the
+batch whenever it is given no ``initial_carry``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -25,6 +31,30 @@ from lstm_jax.impl import Impl
 from lstm_jax.typing import Array, PyTree
 
 
+class WithInitialCarry(NamedTuple):
+    """Parameters with a learned initial carry: ``params`` (a cell's, a bidirectional pair or a
+    stack's per-layer tuple) and ``initial_carry`` of the same nesting with leaves ``[hidden]``
+    (unbatched; ``broadcast_carry`` spreads them over the batch)."""
+
+    params: PyTree
+    initial_carry: PyTree
+
+
+def broadcast_carry(carry: PyTree, batch_shape: tuple[int, ...]) -> PyTree:
+    """Leaves ``[hidden]`` broadcast to ``[*batch, hidden]`` (differentiable: the gradient is
+    the sum over the batch)."""
+    return jax.tree_util.tree_map(lambda c: jnp.broadcast_to(c, (*batch_shape, c.shape[-1])), carry)
+
+
+def check_learned(fn: str, params: Any, what: str) -> None:
+    """``params`` must be a ``WithInitialCarry`` when the initial carry is learned."""
+    if not isinstance(params, WithInitialCarry):
+        raise TypeError(
+            f"{fn}: params must be a WithInitialCarry(params, initial_carry) ({what} learns its "
+            f"initial carry; use its init), got {type(params).__name__}"
+        )
+
+
 @dataclasses.dataclass(frozen=True)
 class Stack:
     """A multi-layer recurrent network; build it with ``lstm_jax.stack``."""
@@ -34,6 +64,7 @@ class Stack:
     dropout: float = 0.0
     residual: bool = False
     merge: str = "concat"
+    learn_initial_carry: bool = False
 
     @property
     def num_layers(self) -> int:
@@ -50,8 +81,9 @@ class Stack:
     def layer_input_sizes(self, input_size: int) -> list[int]:
         return [input_size] + [self.layer_output_size(i) for i in range(self.num_layers - 1)]
 
-    def init(self, key: Array, input_size: int) -> tuple[PyTree, ...]:
-        """One entry per layer: the cell's params, or ``(forward, backward)`` if bidirectional."""
+    def init(self, key: Array, input_size: int) -> tuple[PyTree, ...] | WithInitialCarry:
+        """One entry per layer: the cell's params, or ``(forward, backward)`` if bidirectional;
+        with ``learn_initial_carry``, ``WithInitialCarry(those, per-layer carries [hidden])``."""
         _checks.check_input_size("stack", input_size)
         keys = jax.random.split(key, self.num_layers)
         params = []
@@ -61,6 +93,8 @@ class Stack:
                 params.append((cell.init(k_f, n_in), cell.init(k_b, n_in)))
             else:
                 params.append(cell.init(k, n_in))
+        if self.learn_initial_carry:
+            return WithInitialCarry(tuple(params), self.initial_carry(()))
         return tuple(params)
 
     def initial_carry(self, batch_shape: tuple[int, ...] | int = ()) -> tuple[PyTree, ...]:
@@ -74,6 +108,14 @@ class Stack:
     def _check_apply(self, params, initial_carry, dropout_key, time_major) -> list | None:
         """Checks ``apply``'s per-layer arguments; returns the dropout keys (None: no dropout)."""
         fn = "stack.apply"
+        if self.learn_initial_carry:
+            check_learned(fn, params, "this stack")
+            params = params.params
+        elif isinstance(params, WithInitialCarry):
+            raise TypeError(
+                f"{fn}: params hold a learned initial carry but the stack was built without "
+                f"learn_initial_carry=True"
+            )
         if not isinstance(params, tuple | list) or len(params) != self.num_layers:
             raise TypeError(
                 f"{fn}: params must be a sequence of {self.num_layers} per-layer entries (from "
@@ -110,13 +152,15 @@ class Stack:
         """Runs the layers in turn.
 
         Args:
-          params: from ``init``, one entry per layer.
+          params: from ``init``, one entry per layer (in a ``WithInitialCarry`` with
+            ``learn_initial_carry``).
           xs: ``[*batch, time, input]`` (``[time, *batch, input]`` when ``time_major``).
           seq_lengths: integers ``[*batch]``, the semantics of ``unroll`` in every layer.
           resets: booleans ``[*batch, time]`` (``[time, *batch]`` when ``time_major``), True at
             the first step of each packed sequence: every layer goes back to its initial carry
             there (the semantics of ``unroll``).
-          initial_carry: one entry per layer, as ``initial_carry()`` returns; zeros when None.
+          initial_carry: one entry per layer, as ``initial_carry()`` returns; when None, zeros,
+            or the learned carries broadcast over the batch with ``learn_initial_carry``.
           dropout_key: a PRNG key; dropout between layers is applied only when it is given.
           time_major, impl: as for ``unroll``.
 
@@ -125,6 +169,12 @@ class Stack:
           layer's outputs ``[*batch, time, output_size]``.
         """
         drop_keys = self._check_apply(params, initial_carry, dropout_key, time_major)
+        if self.learn_initial_carry:
+            params, learned = params
+            if initial_carry is None:
+                _checks.check_sequence("stack.apply", xs, time_major)
+                batch_shape = tuple(xs.shape[1:-1] if time_major else xs.shape[:-2])
+                initial_carry = broadcast_carry(learned, batch_shape)
         carries = []
         h = xs
         for layer, (cell, p) in enumerate(zip(self.cells, params, strict=True)):
@@ -178,6 +228,7 @@ def stack(
     dropout: float = 0.0,
     residual: bool = False,
     merge: str = "concat",
+    learn_initial_carry: bool = False,
 ) -> Stack:
     """Describes a stack of ``num_layers`` recurrent layers.
 
@@ -189,6 +240,8 @@ def stack(
         ``dropout_key`` in ``apply``), in ``[0, 1)``.
       residual: add each layer's input to its output where their widths agree.
       merge: a merge mode of ``bidirectional`` (a string; callables cannot size the next layer).
+      learn_initial_carry: learn every layer's (and direction's) initial carry as parameters
+        (``WithInitialCarry``), used when ``apply`` gets no ``initial_carry``.
     """
     fn = "stack"
     if isinstance(num_layers, bool) or not isinstance(num_layers, int) or num_layers < 1:
@@ -205,8 +258,9 @@ def stack(
         check_cell(fn, c, f"cell[{i}]")
     _checks.check_bool(fn, "bidirectional", bidirectional)
     _checks.check_bool(fn, "residual", residual)
+    _checks.check_bool(fn, "learn_initial_carry", learn_initial_carry)
     if not isinstance(dropout, int | float) or not 0.0 <= dropout < 1.0:
         raise ValueError(f"{fn}: dropout must be a rate in [0, 1), got {dropout!r}")
     if merge not in MERGE_MODES:
         raise ValueError(f"{fn}: merge must be one of {sorted(MERGE_MODES)}, got {merge!r}")
-    return Stack(cells, bidirectional, float(dropout), residual, merge)
+    return Stack(cells, bidirectional, float(dropout), residual, merge, learn_initial_carry)

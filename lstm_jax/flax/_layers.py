@@ -18,8 +18,9 @@ Construction is the same in both frameworks: the first positional argument is wh
 runs (a cell, a stack, or the hidden size of ``LSTM``/``GRU``); NNX adds the input size as the
 second (linen infers it at the first call) and ``rngs``; every other option is keyword-only,
 with the same name and default in both. ``__call__`` (one function for both frameworks) takes
-the per-call arguments (``seq_lengths``, ``initial_carry``, a stack's ``dropout_key``) and
-overrides of ``return_carry``, ``reverse`` and ``deterministic`` for one call.
+the per-call arguments (``seq_lengths``, ``resets``, ``initial_carry``, a stack's
+``dropout_key``) and overrides of ``return_carry``, ``reverse`` and ``deterministic`` for one
+call.
 
 Names: a cell runs one step and is called ``...Cell`` (``RNNCell``, around any core cell:
 ``RNNCell(lstm_jax.LSTMCell(64))``); a layer runs a sequence and is not (``RNN``,
@@ -43,6 +44,7 @@ import jax.numpy as jnp
 
 import lstm_jax
 from lstm_jax import _checks
+from lstm_jax._stack import WithInitialCarry, broadcast_carry
 from lstm_jax.cells.base import Cell, check_cell
 from lstm_jax.impl import Impl
 from lstm_jax.typing import Array, DType, PyTree
@@ -223,6 +225,18 @@ class SequenceLayer(Layer):
         _checks.check_sequence(fn, xs, self.time_major)
         return fn, self._params(fn, int(xs.shape[-1]))
 
+    def _learned(self, params: PyTree, xs: Array, initial_carry: Any) -> tuple[PyTree, Any]:
+        """``(core params, initial carry)``: with ``learn_initial_carry`` the parameter is a
+        ``WithInitialCarry`` whose carry, broadcast over the batch, stands in for a missing
+        ``initial_carry``."""
+        if not getattr(self, "learn_initial_carry", False):
+            return params, initial_carry
+        params, learned = params
+        if initial_carry is None:
+            batch_shape = tuple(xs.shape[1:-1] if self.time_major else xs.shape[:-2])
+            initial_carry = broadcast_carry(learned, batch_shape)
+        return params, initial_carry
+
     def _result(self, fn: str, carry: PyTree, ys: Array, return_carry: bool | None) -> Any:
         ret = self.return_carry if return_carry is None else return_carry
         _checks.check_bool(fn, "return_carry", ret)
@@ -237,16 +251,31 @@ class RNN(SequenceLayer, CellLayer):
       cell: any registered core cell (``lstm_jax.LSTMCell(64)``, ``GRUCell(32)``, your own).
       reverse: read each row from its last valid element back to its first; outputs stay
         aligned with the input positions.
+      learn_initial_carry: learn the initial carry (leaves ``[hidden]``, zeros at init,
+        broadcast over the batch), used when a call gets no ``initial_carry``; the parameter
+        is then ``WithInitialCarry(cell params, carry)``.
     """
 
     _: dataclasses.KW_ONLY
     reverse: bool = False
+    learn_initial_carry: bool = False
+
+    def check(self, fn: str) -> None:
+        super().check(fn)
+        _checks.check_bool(fn, "learn_initial_carry", self.learn_initial_carry)
+
+    def init_params(self, key: Array, input_size: int) -> PyTree:
+        params = self.cell.init(key, input_size)
+        if self.learn_initial_carry:
+            return WithInitialCarry(params, self.cell.initial_carry(()))
+        return params
 
     def __call__(
         self,
         xs: Array,
         *,
         seq_lengths: Array | None = None,
+        resets: Array | None = None,
         initial_carry: PyTree | None = None,
         return_carry: bool | None = None,
         reverse: bool | None = None,
@@ -256,19 +285,23 @@ class RNN(SequenceLayer, CellLayer):
         Args:
           seq_lengths: integers ``[*batch]``; outputs at and past a row's length are zero and
             its final carry is the one after its last valid step (``lstm_jax.unroll``).
-          initial_carry: leaves ``[*batch, hidden]``; zeros when None.
+          resets: booleans ``[*batch, time]``, True at the first step of each packed sequence
+            (several back to back in a row): the carry goes back to ``initial_carry`` there.
+          initial_carry: leaves ``[*batch, hidden]``; zeros (or the learned carry) when None.
           return_carry, reverse: override the attributes for this call.
 
         Returns:
           ``ys: [*batch, time, hidden]``, or ``(final_carry, ys)`` with ``return_carry``.
         """
         fn, params = self._sequence_params(xs)
+        params, initial_carry = self._learned(params, xs, initial_carry)
         carry, ys = lstm_jax.unroll(
             self.cell,
             params,
             xs,
             initial_carry=initial_carry,
             seq_lengths=seq_lengths,
+            resets=resets,
             reverse=self.reverse if reverse is None else reverse,
             time_major=self.time_major,
             impl=self.impl,
@@ -287,12 +320,16 @@ class Bidirectional(SequenceLayer):
       backward_cell: another core cell for the backward direction, or None.
       merge: ``"concat"``, ``"sum"``, ``"mean"``, ``"mul"`` or a callable
         ``(forward, backward) -> outputs``.
+      learn_initial_carry: learn both directions' initial carries (leaves ``[hidden]``, zeros
+        at init), used when a call gets no ``initial_carry``; the parameter is then
+        ``WithInitialCarry((forward, backward), (carry_f, carry_b))``.
     """
 
     cell: Cell
     _: dataclasses.KW_ONLY
     backward_cell: Cell | None = None
     merge: str | Callable[[Array, Array], Array] = "concat"
+    learn_initial_carry: bool = False
     param_name: ClassVar[str] = "cells"
 
     @property
@@ -304,17 +341,22 @@ class Bidirectional(SequenceLayer):
         check_core_cell(fn, self.cell)
         if self.backward_cell is not None:
             check_core_cell(fn, self.backward_cell, "backward_cell")
+        _checks.check_bool(fn, "learn_initial_carry", self.learn_initial_carry)
 
-    def init_params(self, key: Array, input_size: int) -> tuple[PyTree, PyTree]:
+    def init_params(self, key: Array, input_size: int) -> PyTree:
         k_f, k_b = jax.random.split(key)
         forward, backward = self.core
-        return (forward.init(k_f, input_size), backward.init(k_b, input_size))
+        params = (forward.init(k_f, input_size), backward.init(k_b, input_size))
+        if self.learn_initial_carry:
+            return WithInitialCarry(params, (forward.initial_carry(()), backward.initial_carry(())))
+        return params
 
     def __call__(
         self,
         xs: Array,
         *,
         seq_lengths: Array | None = None,
+        resets: Array | None = None,
         initial_carry: tuple[PyTree, PyTree] | None = None,
         return_carry: bool | None = None,
     ) -> Any:
@@ -323,7 +365,10 @@ class Bidirectional(SequenceLayer):
         Args:
           seq_lengths: integers ``[*batch]``; the backward direction reads each row from its
             own last valid element.
-          initial_carry: a pair ``(forward, backward)``; zeros when None.
+          resets: booleans ``[*batch, time]``, True at the first step of each packed sequence;
+            the backward direction reads each sequence from its own end back to its start.
+          initial_carry: a pair ``(forward, backward)``; zeros (or the learned carries) when
+            None.
           return_carry: overrides the attribute for this call.
 
         Returns:
@@ -331,11 +376,13 @@ class Bidirectional(SequenceLayer):
           ``((carry_f, carry_b), ys)`` with ``return_carry``.
         """
         fn, params = self._sequence_params(xs)
+        params, initial_carry = self._learned(params, xs, initial_carry)
         carry, ys = lstm_jax.bidirectional(
             self.cell,
             params,
             xs,
             seq_lengths=seq_lengths,
+            resets=resets,
             merge=self.merge,
             backward_cell=self.backward_cell,
             initial_carry=initial_carry,
@@ -366,6 +413,7 @@ class StackLayer(SequenceLayer):
         xs: Array,
         *,
         seq_lengths: Array | None = None,
+        resets: Array | None = None,
         initial_carry: PyTree | None = None,
         deterministic: bool | None = None,
         dropout_key: Any = None,
@@ -375,6 +423,8 @@ class StackLayer(SequenceLayer):
 
         Args:
           seq_lengths: integers ``[*batch]``, used by every layer.
+          resets: booleans ``[*batch, time]``, True at the first step of each packed
+            sequence; every layer goes back to its initial carry there.
           initial_carry: one carry per layer (a pair per layer if bidirectional); zeros when
             None.
           deterministic: overrides the attribute for this call.
@@ -392,6 +442,7 @@ class StackLayer(SequenceLayer):
             params,
             xs,
             seq_lengths=seq_lengths,
+            resets=resets,
             initial_carry=initial_carry,
             dropout_key=self._stack_dropout_key(fn, deterministic, dropout_key),
             time_major=self.time_major,
@@ -446,13 +497,15 @@ class CellStack(StackLayer):
     dropout: float = 0.0
     residual: bool = False
     merge: str = "concat"
+    learn_initial_carry: bool = False
     use_bias: bool = True
     dtype: DType | None = None
     param_dtype: DType = jnp.float32
     carry_dtype: DType | None = None
     cell_type: ClassVar[type[Cell]]
     doc_args: ClassVar[tuple[str, ...]] = (
-        "num_layers, bidirectional, dropout, residual, merge: as for ``lstm_jax.stack``.",
+        "num_layers, bidirectional, dropout, residual, merge, learn_initial_carry: as for\n"
+        "``lstm_jax.stack``.",
         "use_bias, dtype, param_dtype, carry_dtype: the cell's options.",
     )
 
@@ -474,6 +527,7 @@ class CellStack(StackLayer):
             dropout=self.dropout,
             residual=self.residual,
             merge=self.merge,
+            learn_initial_carry=self.learn_initial_carry,
         )
 
 
