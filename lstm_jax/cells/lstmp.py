@@ -116,6 +116,7 @@ def _positional_proj_size(cls: Any) -> Any:
         dataclass_init(self, hidden_size=hidden_size, proj_size=proj_size, **options)
 
     __init__.__doc__ = dataclass_init.__doc__
+    __init__.__qualname__ = f"{cls.__qualname__}.__init__"  # errors name the class
     cls.__init__ = __init__
     return cls
 

@@ -268,6 +268,8 @@ def test_bad_proj_size_is_named(options, error, match):
 
 
 def test_bad_inputs_are_named():
+    with pytest.raises(TypeError, match=r"LSTMPCell.__init__\(\) missing .* 'proj_size'"):
+        LSTMPCell(H)
     with pytest.raises(ValueError, match="lstmp: hidden_size must be a positive int"):
         LSTMPCell(0, 1)
     with pytest.raises(
