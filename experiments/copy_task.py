@@ -12,6 +12,10 @@ A network that outputs blanks and then guesses uniformly scores the baseline cro
         --out runs/copy/lstm_T50
 
 writes runs/copy/lstm_T50/{metrics.json, log.jsonl, curves.png}.
+
+Batch ``s`` is a function of ``--seed`` and ``s`` alone (row ``r`` is drawn from its own key),
+so a multi-process run (``--distributed``, docs/guide/distributed.md) trains on the batches of
+a one-process run, each process drawing only its rows.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import jax.numpy as jnp
 import lstm_jax
 from experiments import common
 from lstm_jax import training
+from lstm_jax.training import distributed
 
 COPY_LEN = 10
 NUM_DATA = 8  # data symbols 1..8
@@ -63,17 +68,31 @@ def baseline_ce(seq_len: int) -> float:
 # ---- data ---------------------------------------------------------------------------------
 
 
-@functools.partial(jax.jit, static_argnums=(1, 2))
-def make_batch(key: jax.Array, batch_size: int, seq_len: int) -> dict[str, jax.Array]:
-    """``x: [batch, T + 20, 10]`` one-hot inputs, ``y: [batch, T + 20]`` target classes."""
-    data = jax.random.randint(key, (batch_size, COPY_LEN), 1, NUM_DATA + 1)
-    blank_gap = jnp.zeros((batch_size, seq_len - 1), jnp.int32)
-    delimiter = jnp.full((batch_size, 1), DELIMITER, jnp.int32)
-    blank_tail = jnp.zeros((batch_size, COPY_LEN), jnp.int32)
-    inputs = jnp.concatenate([data, blank_gap, delimiter, blank_tail], axis=1)
-    blank_head = jnp.zeros((batch_size, seq_len + COPY_LEN), jnp.int32)
-    targets = jnp.concatenate([blank_head, data], axis=1)
+def _make_row(key: jax.Array, seq_len: int) -> tuple[jax.Array, jax.Array]:
+    """One sequence: ``inputs: [T + 20]`` symbols, ``targets: [T + 20]`` classes."""
+    data = jax.random.randint(key, (COPY_LEN,), 1, NUM_DATA + 1)
+    blank_gap = jnp.zeros((seq_len - 1,), jnp.int32)
+    delimiter = jnp.full((1,), DELIMITER, jnp.int32)
+    blank_tail = jnp.zeros((COPY_LEN,), jnp.int32)
+    inputs = jnp.concatenate([data, blank_gap, delimiter, blank_tail])
+    targets = jnp.concatenate([jnp.zeros((seq_len + COPY_LEN,), jnp.int32), data])
+    return inputs, targets
+
+
+@functools.partial(jax.jit, static_argnums=2)
+def make_rows(key: jax.Array, rows: jax.Array, seq_len: int) -> dict[str, jax.Array]:
+    """Rows ``rows: [n]`` of the batch of ``key``: ``x: [n, T + 20, 10]`` one-hot inputs,
+    ``y: [n, T + 20]`` target classes. Row ``r`` is drawn from ``fold_in(key, r)``, so a
+    process can draw its rows of a batch alone."""
+    keys = jax.vmap(lambda r: jax.random.fold_in(key, r))(rows)
+    inputs, targets = jax.vmap(_make_row, in_axes=(0, None))(keys, seq_len)
     return {"x": jax.nn.one_hot(inputs, NUM_INPUTS, dtype=jnp.float32), "y": targets}
+
+
+def make_batch(key: jax.Array, batch_size: int, seq_len: int) -> dict[str, jax.Array]:
+    """The whole batch of ``key``: ``x: [batch, T + 20, 10]`` one-hot inputs,
+    ``y: [batch, T + 20]`` target classes."""
+    return make_rows(key, jnp.arange(batch_size, dtype=jnp.int32), seq_len)
 
 
 # ---- model --------------------------------------------------------------------------------
@@ -108,14 +127,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     cell = common.make_cell(config.cell, config.hidden)
     seed_key = jax.random.PRNGKey(config.seed)
     params = init_params(cell, jax.random.fold_in(seed_key, 0))
-    data_key = common.local_data_key(jax.random.fold_in(seed_key, 1))
-    rows = common.local_batch_size(config.batch_size)
+    data_key = jax.random.fold_in(seed_key, 1)
     test = make_batch(
         jax.random.PRNGKey(TEST_SET_SEED + config.seq_len), config.eval_size, config.seq_len
     )
-
-    def batch_fn(step: int) -> dict[str, jax.Array]:
-        return make_batch(jax.random.fold_in(data_key, step), rows, config.seq_len)
 
     def loss_fn(params, batch, key):
         del key
@@ -139,6 +154,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     )
     optimizer = training.make_optimizer(schedule, clip_norm=config.clip_norm)
     mesh = training.make_mesh(config.devices)
+    # This process's rows of every global batch (all of them with one process).
+    rows = jnp.asarray(distributed.process_rows(mesh, config.batch_size), jnp.int32)
+
+    def batch_fn(step: int) -> dict[str, jax.Array]:
+        return make_rows(jax.random.fold_in(data_key, step), rows, config.seq_len)
+
     state = training.create_train_state(params, optimizer, jax.random.PRNGKey(config.seed))
     shardings = training.state_shardings(state, mesh, optimizer)
     state = training.place_state(state, shardings)
@@ -170,7 +191,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                     mesh=mesh,
                     progress=config.progress,
                 )
-        # The whole run's records: those of the interrupted runs this one resumed, too.
+        # The whole run's records: those of the interrupted runs this one resumed, too (written
+        # by process 0; the others read them once it has closed the log).
+        distributed.sync("copy_task:history")
         history = training.read_history(config.out)
     params = state.params
 
@@ -195,11 +218,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         log_y=["cross-entropy"],
         title=f"copy task, T={config.seq_len}, {config.cell}",
     )
-    print(
-        f"copy T={config.seq_len} {config.cell} seed={config.seed}: "
-        f"test CE {metrics.get('test_ce', float('nan')):.4f} (baseline {baseline:.4f}), "
-        f"recall accuracy {metrics.get('recall_accuracy', float('nan')):.1%}"
-    )
+    if distributed.is_writer():
+        print(
+            f"copy T={config.seq_len} {config.cell} seed={config.seed}: "
+            f"test CE {metrics.get('test_ce', float('nan')):.4f} (baseline {baseline:.4f}), "
+            f"recall accuracy {metrics.get('recall_accuracy', float('nan')):.1%}"
+        )
     return metrics
 
 

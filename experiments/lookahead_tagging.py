@@ -14,6 +14,10 @@ be put down to size. Each model has its own optimiser (clipping included).
         --out runs/lookahead/lstm
 
 writes runs/lookahead/lstm/{metrics.json, log.jsonl, curves.png}.
+
+Batch ``s`` is a function of ``--seed`` and ``s`` alone (row ``r`` is drawn from its own key),
+so a multi-process run (``--distributed``, docs/guide/distributed.md) trains on the batches of
+a one-process run, each process drawing only its rows.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import optax
 import lstm_jax
 from experiments import common
 from lstm_jax import training
+from lstm_jax.training import distributed
 
 MODELS = ("bidirectional", "forward")
 TEST_SET_SEED = 30_000
@@ -69,23 +74,34 @@ def parse_args(argv: Sequence[str] | None) -> Config:
 # ---- data ---------------------------------------------------------------------------------
 
 
-@functools.partial(jax.jit, static_argnums=(1, 2))
-def make_batch(key: jax.Array, config: Config, batch_size: int) -> dict[str, jax.Array]:
-    """``x: [batch, time, K]`` one-hot, ``y: [batch, time]`` tags in 0..K (K = end),
-    ``lengths: [batch]``; positions at and past a row's length are padding."""
+def _make_row(key: jax.Array, config: Config) -> dict[str, jax.Array]:
+    """One sequence: ``x: [time, K]`` one-hot, ``y: [time]`` tags, ``lengths: []``."""
     k_sym, k_len = jax.random.split(key)
-    symbols = jax.random.randint(k_sym, (batch_size, config.seq_len), 0, config.num_symbols)
-    lengths = jax.random.randint(k_len, (batch_size,), config.min_len, config.seq_len + 1)
-    t = jnp.arange(config.seq_len)[None, :]
-    valid = t < lengths[:, None]
+    symbols = jax.random.randint(k_sym, (config.seq_len,), 0, config.num_symbols)
+    length = jax.random.randint(k_len, (), config.min_len, config.seq_len + 1)
+    t = jnp.arange(config.seq_len)
     d = config.lookahead
-    ahead = jnp.concatenate(
-        [symbols[:, d:], jnp.zeros((batch_size, min(d, config.seq_len)), jnp.int32)], axis=1
-    )[:, : config.seq_len]
+    ahead = jnp.concatenate([symbols[d:], jnp.zeros((min(d, config.seq_len),), jnp.int32)])
     end_tag = jnp.full_like(symbols, config.num_symbols)
-    tags = jnp.where(t + d < lengths[:, None], ahead, end_tag)
-    x = jax.nn.one_hot(jnp.where(valid, symbols, 0), config.num_symbols, dtype=jnp.float32)
-    return {"x": x, "y": tags, "lengths": lengths}
+    tags = jnp.where(t + d < length, ahead[: config.seq_len], end_tag)
+    x = jax.nn.one_hot(jnp.where(t < length, symbols, 0), config.num_symbols, dtype=jnp.float32)
+    return {"x": x, "y": tags, "lengths": length}
+
+
+@functools.partial(jax.jit, static_argnums=2)
+def make_rows(key: jax.Array, rows: jax.Array, config: Config) -> dict[str, jax.Array]:
+    """Rows ``rows: [n]`` of the batch of ``key``: ``x: [n, time, K]`` one-hot,
+    ``y: [n, time]`` tags in 0..K (K = end), ``lengths: [n]``; positions at and past a row's
+    length are padding. Row ``r`` is drawn from ``fold_in(key, r)``, so a process can draw
+    its rows of a batch alone."""
+    keys = jax.vmap(lambda r: jax.random.fold_in(key, r))(rows)
+    return jax.vmap(_make_row, in_axes=(0, None))(keys, config)
+
+
+def make_batch(key: jax.Array, config: Config, batch_size: int) -> dict[str, jax.Array]:
+    """The whole batch of ``key``: ``x: [batch, time, K]``, ``y: [batch, time]``,
+    ``lengths: [batch]`` (``make_rows`` of every row)."""
+    return make_rows(key, jnp.arange(batch_size, dtype=jnp.int32), config)
 
 
 # ---- models -------------------------------------------------------------------------------
@@ -139,12 +155,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     config = parse_args(argv)
     seed_key = jax.random.PRNGKey(config.seed)
     params = init_params(config, jax.random.fold_in(seed_key, 0))
-    data_key = common.local_data_key(jax.random.fold_in(seed_key, 1))
-    rows = common.local_batch_size(config.batch_size)
+    data_key = jax.random.fold_in(seed_key, 1)
     test = make_batch(jax.random.PRNGKey(TEST_SET_SEED), config, config.eval_size)
-
-    def batch_fn(step: int) -> dict[str, jax.Array]:
-        return make_batch(jax.random.fold_in(data_key, step), config, rows)
 
     def loss_fn(params, batch, key):
         del key
@@ -175,6 +187,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     per_model = training.make_optimizer(schedule, clip_norm=config.clip_norm)
     optimizer = optax.multi_transform({m: per_model for m in MODELS}, {m: m for m in MODELS})
     mesh = training.make_mesh(config.devices)
+    # This process's rows of every global batch (all of them with one process).
+    rows = jnp.asarray(distributed.process_rows(mesh, config.batch_size), jnp.int32)
+
+    def batch_fn(step: int) -> dict[str, jax.Array]:
+        return make_rows(jax.random.fold_in(data_key, step), rows, config)
+
     state = training.create_train_state(params, optimizer, jax.random.PRNGKey(config.seed))
     shardings = training.state_shardings(state, mesh, optimizer)
     state = training.place_state(state, shardings)
@@ -206,7 +224,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                     mesh=mesh,
                     progress=config.progress,
                 )
-        # The whole run's records: those of the interrupted runs this one resumed, too.
+        # The whole run's records: those of the interrupted runs this one resumed, too (written
+        # by process 0; the others read them once it has closed the log).
+        distributed.sync("lookahead_tagging:history")
         history = training.read_history(config.out)
     params = state.params
 
@@ -229,12 +249,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         baselines={"test accuracy": 1.0 / config.num_symbols},
         title=f"lookahead tagging, D={config.lookahead}, {config.cell}",
     )
-    print(
-        f"lookahead D={config.lookahead} {config.cell} seed={config.seed}: test accuracy "
-        f"bidirectional {metrics.get('accuracy_bidirectional', float('nan')):.1%}, "
-        f"forward {metrics.get('accuracy_forward', float('nan')):.1%} "
-        f"(chance {1.0 / config.num_symbols:.1%})"
-    )
+    if distributed.is_writer():
+        print(
+            f"lookahead D={config.lookahead} {config.cell} seed={config.seed}: test accuracy "
+            f"bidirectional {metrics.get('accuracy_bidirectional', float('nan')):.1%}, "
+            f"forward {metrics.get('accuracy_forward', float('nan')):.1%} "
+            f"(chance {1.0 / config.num_symbols:.1%})"
+        )
     return metrics
 
 

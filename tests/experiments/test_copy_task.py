@@ -2,7 +2,9 @@ import math
 import os
 
 import jax
+import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from experiments import copy_task
 
@@ -54,3 +56,24 @@ def test_data_follows_the_arjovsky_layout():
     np.testing.assert_array_equal(symbols[:, 10 + t :], 0)
     np.testing.assert_array_equal(y[:, : t + 10], 0)
     np.testing.assert_array_equal(y[:, t + 10 :], data)
+
+
+# Layouts processes x devices per process of one 4-device mesh.
+LAYOUTS = [(1, 4), (2, 2), (4, 1)]
+
+
+@pytest.mark.parametrize(("processes", "per_process"), LAYOUTS)
+def test_each_process_draws_its_rows_of_the_same_global_batch(processes, per_process):
+    from lstm_jax.training import distributed
+
+    key = jax.random.PRNGKey(5)
+    whole = copy_task.make_batch(key, 8, 3)
+    devices = [p for p in range(processes) for _ in range(per_process)]
+    layout = distributed.rows_by_process(devices, 8)
+    assert sorted(layout) == list(range(processes))
+    parts = [copy_task.make_rows(key, jnp.asarray(r, jnp.int32), 3) for r in layout.values()]
+    for name in ("x", "y"):
+        joined = np.concatenate([np.asarray(part[name]) for part in parts])
+        np.testing.assert_array_equal(joined, np.asarray(whole[name]))
+    # Each row has its own key: the 8 rows' data symbols are not all alike.
+    assert len({tuple(row) for row in np.asarray(whole["y"])[:, -10:]}) == 8

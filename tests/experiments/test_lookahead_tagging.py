@@ -1,7 +1,9 @@
 import os
 
 import jax
+import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from experiments import lookahead_tagging
 
@@ -50,3 +52,27 @@ def test_tags_are_the_symbol_lookahead_steps_later_or_end():
         for t in range(n):
             want = symbols[row, t + 2] if t + 2 < n else config.num_symbols
             assert y[row, t] == want
+
+
+# Layouts processes x devices per process of one 4-device mesh.
+LAYOUTS = [(1, 4), (2, 2), (4, 1)]
+
+
+@pytest.mark.parametrize(("processes", "per_process"), LAYOUTS)
+def test_each_process_draws_its_rows_of_the_same_global_batch(processes, per_process):
+    from lstm_jax.training import distributed
+
+    config = lookahead_tagging.Config(seq_len=6, min_len=2, num_symbols=4, lookahead=2)
+    key = jax.random.PRNGKey(7)
+    whole = lookahead_tagging.make_batch(key, config, 8)
+    devices = [p for p in range(processes) for _ in range(per_process)]
+    layout = distributed.rows_by_process(devices, 8)
+    assert sorted(layout) == list(range(processes))
+    parts = [
+        lookahead_tagging.make_rows(key, jnp.asarray(r, jnp.int32), config) for r in layout.values()
+    ]
+    for name in ("x", "y", "lengths"):
+        joined = np.concatenate([np.asarray(part[name]) for part in parts])
+        np.testing.assert_array_equal(joined, np.asarray(whole[name]))
+    # Each row has its own key: the 8 rows' symbols are not all alike.
+    assert len({tuple(row) for row in np.argmax(np.asarray(whole["x"]), -1)}) > 1
