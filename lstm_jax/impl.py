@@ -19,6 +19,9 @@ implementation that cannot reset raises ``NotImplementedError`` when ``resets`` 
 * ``"parallel"`` (``Parallel``): for cells whose step is a linear recurrence in ``h`` (minGRU,
   minLSTM: ``linear_recurrence``), an associative scan over time in log space
   (``lstm_jax._parallel``); other cells get a TypeError naming them.
+* ``"pallas"`` (``Pallas``): one Pallas kernel launch per layer runs the whole time loop
+  (``lstm_jax._pallas``; LSTM, peephole, CIFG, reset-after GRU, Elman): Triton on GPU, Mosaic
+  on TPU, interpret mode on CPU; its derivative is the split backward in plain JAX.
 
 ``"auto"`` (the default) is resolved by ``resolve``, in this one place, from ``AUTO``: per
 backend, from measurements committed in ``benchmarks/results/``. A backend without a
@@ -164,4 +167,5 @@ class Chunked:
 
 
 # Implementations in their own files register themselves on import (they import this module).
+import lstm_jax._pallas  # noqa: E402, F401
 from lstm_jax import _parallel  # noqa: E402, F401
