@@ -5,6 +5,13 @@ writes a markdown table and a plot of the summary metrics.
         --cells simple_rnn lstm peephole_lstm cifg_lstm gru --seeds 0 1 2 --steps 3000 \\
         --sweep seq-len=50,100,200,400 --out runs/compare_adding -- --schedule cosine --lr 2e-3
 
+The README's adding-problem table at T=100, every cell of ``common.CELLS`` (the cells from
+issue 14 included: lstmp, layer_norm_lstm, layer_norm_gru, mgu, min_gru, min_lstm, slstm), one
+seed each (an interrupted comparison resumes: finished runs are not retrained)::
+
+    python -m experiments.compare_cells --experiment adding_problem --steps 3000 --seeds 0 \\
+        --sweep seq-len=100 --out runs/compare_adding
+
 Arguments after ``--`` go to every run unchanged. Each run writes its own directory
 ``<out>/<sweep value>/<cell>/seed<S>`` (an existing finished run is resumed from its final
 checkpoint, not retrained); the comparison writes ``<out>/results.md``, ``<out>/results.json``
