@@ -22,6 +22,8 @@ implementation that cannot reset raises ``NotImplementedError`` when ``resets`` 
 * ``"pallas"`` (``Pallas``): one Pallas kernel launch per layer runs the whole time loop
   (``lstm_jax._pallas``; LSTM, peephole, CIFG, reset-after GRU, Elman): Triton on GPU, Mosaic
   on TPU, interpret mode on CPU; its derivative is the split backward in plain JAX.
+* ``"cudnn"`` (``Cudnn``): the plain float32 ``LSTMCell`` through cuDNN
+  (``jax.experimental.rnn``, ``lstm_jax._cudnn``), GPU only: elsewhere a RuntimeError.
 
 ``"auto"`` (the default) is resolved by ``resolve``, in this one place, from ``AUTO``: per
 backend, from measurements committed in ``benchmarks/results/``. A backend without a
@@ -167,5 +169,6 @@ class Chunked:
 
 
 # Implementations in their own files register themselves on import (they import this module).
+import lstm_jax._cudnn  # noqa: E402
 import lstm_jax._pallas  # noqa: E402, F401
 from lstm_jax import _parallel  # noqa: E402, F401
