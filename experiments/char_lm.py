@@ -39,6 +39,8 @@ import optax
 import lstm_jax
 from experiments import common
 from lstm_jax import data, training
+from lstm_jax.data.pipeline import shard_for_process
+from lstm_jax.training import distributed
 
 LN2 = math.log(2.0)
 
@@ -135,6 +137,21 @@ def unigram_bpc(train_ids: np.ndarray, test_ids: np.ndarray, vocab_size: int) ->
     return float(-np.mean(np.log2(p[test_ids])))
 
 
+def train_batches(windows: Windows, config: Config, shard: tuple[int, int] | None = None) -> Any:
+    """The training stream (a ``grain.MapDataset``): shuffled windows, reshuffled every epoch,
+    forever; batch ``s`` is a function of ``--seed`` and ``s`` alone. ``shard=(index,
+    count)``: only process ``index``'s rows of each global batch
+    (``data.pipeline.shard_for_process()``)."""
+    return data.batches(
+        windows,
+        config.batch_size,
+        seed=config.seed,
+        num_epochs=None,
+        drop_remainder=True,
+        shard=shard,
+    )
+
+
 # ---- model --------------------------------------------------------------------------------
 
 
@@ -197,13 +214,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     cell = common.make_cell(config.cell, config.hidden)
     seed_key = jax.random.PRNGKey(config.seed)
     params = init_params(cell, jax.random.fold_in(seed_key, 0), len(vocab), config.embed)
-    stream = data.batches(
-        windows,
-        common.local_batch_size(config.batch_size),
-        seed=config.seed + 1000 * jax.process_index(),
-        num_epochs=None,
-        drop_remainder=True,
-    )
+    stream = train_batches(windows, config, shard_for_process())
 
     def batch_fn(step: int) -> dict[str, np.ndarray]:
         return stream[step]
@@ -259,7 +270,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                     mesh=mesh,
                     progress=config.progress,
                 )
-        # The whole run's records: those of the interrupted runs this one resumed, too.
+        # The whole run's records: those of the interrupted runs this one resumed, too (written
+        # by process 0; the others read them once it has closed the log).
+        distributed.sync("char_lm:history")
         history = training.read_history(config.out)
     params = state.params
     train_seconds = time.perf_counter() - start
@@ -298,11 +311,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         baselines={"bits per character": metrics["unigram_bpc"]},
         title=f"char LM on pydoc_topics, {config.cell} x{config.hidden} (baseline: unigram)",
     )
-    print(
-        f"char_lm pydoc_topics {config.cell}: test {test_bpc:.3f} bpc (unigram "
-        f"{metrics['unigram_bpc']:.3f}, uniform {metrics['uniform_bpc']:.3f}), "
-        f"{train_seconds:.0f} s\n--- sample (temperature {config.temperature}) ---\n{sample}"
-    )
+    if distributed.is_writer():
+        print(
+            f"char_lm pydoc_topics {config.cell}: test {test_bpc:.3f} bpc (unigram "
+            f"{metrics['unigram_bpc']:.3f}, uniform {metrics['uniform_bpc']:.3f}), "
+            f"{train_seconds:.0f} s\n--- sample (temperature {config.temperature}) ---\n{sample}"
+        )
     return metrics
 
 

@@ -53,6 +53,8 @@ import numpy as np
 import lstm_jax
 from experiments import common
 from lstm_jax import data, training
+from lstm_jax.data.pipeline import shard_for_process
+from lstm_jax.training import distributed
 
 # Per series: TFDS name, default horizon and window, the season of the seasonal-naive forecast.
 SERIES = {
@@ -151,6 +153,23 @@ def windows_context(values: np.ndarray, window: int, scale: float) -> np.ndarray
     """``float32 [1, window, 1]``: the last ``window`` values, scaled as training windows are."""
     x = values[-window:]
     return ((x - x[-1]) / scale).astype(np.float32)[None, :, None]
+
+
+def train_batches(windows: Windows, config: Config, shard: tuple[int, int] | None = None) -> Any:
+    """The training stream (a ``grain.MapDataset``): shuffled windows, reshuffled every epoch,
+    forever; batch ``s`` is a function of ``--seed`` and ``s`` alone. ``shard=(index,
+    count)``: only process ``index``'s rows of each global batch
+    (``data.pipeline.shard_for_process()``)."""
+    return data.batches(
+        windows,
+        config.batch_size,
+        seed=config.seed,
+        num_epochs=None,
+        # Endless, so every batch is full (with fewer windows than rows too): dropping the
+        # remainder changes no batch and lets the stream be sharded.
+        drop_remainder=True,
+        shard=shard,
+    )
 
 
 # ---- baselines ----------------------------------------------------------------------------
@@ -266,13 +285,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     cell = common.make_cell(config.cell, config.hidden)
     seed_key = jax.random.PRNGKey(config.seed)
     params = init_params(cell, jax.random.fold_in(seed_key, 0), H)
-    stream = data.batches(
-        windows,
-        common.local_batch_size(config.batch_size),
-        seed=config.seed + 1000 * jax.process_index(),
-        num_epochs=None,
-        drop_remainder=len(windows) >= config.batch_size,
-    )
+    stream = train_batches(windows, config, shard_for_process())
     context = jnp.asarray(windows_context(train, W, scale))
 
     def batch_fn(step: int) -> dict[str, np.ndarray]:
@@ -330,7 +343,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                     mesh=mesh,
                     progress=config.progress,
                 )
-        # The whole run's records: those of the interrupted runs this one resumed, too.
+        # The whole run's records: those of the interrupted runs this one resumed, too (written
+        # by process 0; the others read them once it has closed the log).
+        distributed.sync("forecast:history")
         history = training.read_history(config.out)
     params = state.params
     train_seconds = time.perf_counter() - start
@@ -378,15 +393,16 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         log_y=["scaled MSE"],
         title=f"forecast {config.series}, {config.cell}, horizon {H}",
     )  # fmt: skip
-    plot_forecast(
-        f"{config.out}/forecast.png",
-        {"train": train_dates, "test": test_dates},
-        train,
-        truth,
-        forecasts,
-        config,
-        info["unit"],
-    )
+    if distributed.is_writer():
+        plot_forecast(
+            f"{config.out}/forecast.png",
+            {"train": train_dates, "test": test_dates},
+            train,
+            truth,
+            forecasts,
+            config,
+            info["unit"],
+        )
     line = (
         f"{config.series} RMSE over {H} held-out steps ({info['unit']}): {config.cell} "
         f"{scores['rmse_network']:.3f}, seasonal naive {scores['rmse_seasonal_naive']:.3f}, "
@@ -394,7 +410,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     )
     if config.sarimax:
         line += f", SARIMAX {scores['rmse_sarimax']:.3f} ({sarimax_spec})"
-    print(line)
+    if distributed.is_writer():
+        print(line)
     return metrics
 
 

@@ -41,6 +41,8 @@ import lstm_jax
 from experiments import common
 from lstm_jax import data, training
 from lstm_jax.data import fashion_mnist_idx
+from lstm_jax.data.pipeline import shard_for_process
+from lstm_jax.training import distributed
 
 DATASETS = ("mnist", "fashion_mnist")
 ROWS = COLUMNS = 28
@@ -113,6 +115,22 @@ def first_examples(source, n: int) -> dict[str, np.ndarray]:
     return {k: np.stack([r[k] for r in rows]) for k in ("x", "label")}
 
 
+def train_batches(source: Any, config: Config, shard: tuple[int, int] | None = None) -> Any:
+    """The training stream (a ``grain.MapDataset``): shuffled images as rows (``to_rows``),
+    reshuffled every epoch, forever; batch ``s`` is a function of ``--seed`` and ``s`` alone.
+    ``shard=(index, count)``: only process ``index``'s rows of each global batch
+    (``data.pipeline.shard_for_process()``)."""
+    return data.batches(
+        source,
+        config.batch_size,
+        seed=config.seed,
+        num_epochs=None,
+        transform=to_rows,
+        drop_remainder=True,
+        shard=shard,
+    )
+
+
 # ---- model --------------------------------------------------------------------------------
 
 
@@ -147,14 +165,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     cell = common.make_cell(config.cell, config.hidden)
     seed_key = jax.random.PRNGKey(config.seed)
     params = init_params(cell, jax.random.fold_in(seed_key, 0))
-    stream = data.batches(
-        train_source,
-        common.local_batch_size(config.batch_size),
-        seed=config.seed + 1000 * jax.process_index(),
-        num_epochs=None,
-        transform=to_rows,
-        drop_remainder=True,
-    )
+    stream = train_batches(train_source, config, shard_for_process())
 
     def batch_fn(step: int) -> dict[str, np.ndarray]:
         return stream[step]
@@ -215,7 +226,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                     mesh=mesh,
                     progress=config.progress,
                 )
-        # The whole run's records: those of the interrupted runs this one resumed, too.
+        # The whole run's records: those of the interrupted runs this one resumed, too (written
+        # by process 0; the others read them once it has closed the log).
+        distributed.sync("row_by_row:history")
         history = training.read_history(config.out)
     params = state.params
     train_seconds = time.perf_counter() - start
@@ -244,11 +257,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         f"(dashed: best GRU+SVM in the Fashion-MNIST README)",
     )
     published = ", ".join(f"{k} {v:.3f}" for k, v in PUBLISHED[config.dataset].items())
-    print(
-        f"{config.dataset} row by row, {config.cell}: test accuracy "
-        f"{metrics.get('test_accuracy', float('nan')):.4f} ({train_seconds:.0f} s); "
-        f"published: {published}"
-    )
+    if distributed.is_writer():
+        print(
+            f"{config.dataset} row by row, {config.cell}: test accuracy "
+            f"{metrics.get('test_accuracy', float('nan')):.4f} ({train_seconds:.0f} s); "
+            f"published: {published}"
+        )
     return metrics
 
 

@@ -62,3 +62,22 @@ def test_pydoc_text_keeps_paragraph_order(tmp_path):
     text = char_lm.pydoc_text("test", str(tmp_path / "tfds"))
     first = sorted(t for t in topics if pydoc_topics.topic_split(t) == "test")[0]
     assert text.startswith(pydoc_topics.paragraphs(topics[first])[0])
+
+
+@pytest.mark.parametrize(("processes", "per_process"), [(1, 4), (2, 2), (4, 1)])
+def test_each_process_reads_its_rows_of_the_same_global_batch(processes, per_process):
+    from lstm_jax.training import distributed
+
+    windows = char_lm.Windows(np.arange(40, dtype=np.int32), 3)  # 10 windows
+    config = char_lm.Config(batch_size=8, seq_len=3, seed=4)
+    whole = char_lm.train_batches(windows, config)
+    layout = distributed.rows_by_process(
+        [p for p in range(processes) for _ in range(per_process)], 8
+    )
+    shards = {p: char_lm.train_batches(windows, config, (p, processes)) for p in layout}
+    for step in range(3):  # step 1 crosses into the second epoch
+        for p, rows in layout.items():
+            np.testing.assert_array_equal(shards[p][step]["ids"], whole[step]["ids"][rows])
+    # Shuffled, and reshuffled per epoch: not the windows in order, nor one epoch twice.
+    firsts = [tuple(whole[step]["ids"][:, 0]) for step in range(3)]
+    assert len(set(firsts)) == 3

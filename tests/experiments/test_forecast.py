@@ -95,3 +95,32 @@ def test_window_too_long_for_the_series_is_refused(tmp_path):
                 str(tmp_path / "tfds"),
             ]
         )
+
+
+@pytest.mark.parametrize(("processes", "per_process"), [(1, 4), (2, 2), (4, 1)])
+def test_each_process_reads_its_rows_of_the_same_global_batch(processes, per_process):
+    from lstm_jax.training import distributed
+
+    windows = forecast.Windows(np.arange(20.0) ** 1.5, window=3, horizon=2, scale=1.0)
+    config = forecast.Config(batch_size=8, seed=1)
+    whole = forecast.train_batches(windows, config)
+    layout = distributed.rows_by_process(
+        [p for p in range(processes) for _ in range(per_process)], 8
+    )
+    shards = {p: forecast.train_batches(windows, config, (p, processes)) for p in layout}
+    for step in range(3):  # 16 windows: step 2 is in the second epoch
+        for p, rows in layout.items():
+            for field in ("x", "y"):
+                np.testing.assert_array_equal(shards[p][step][field], whole[step][field][rows])
+    assert len({tuple(whole[step]["x"][:, 0, 0]) for step in range(3)}) == 3
+
+
+def test_a_batch_of_more_rows_than_windows_is_full_and_shards():
+    windows = forecast.Windows(np.arange(8.0) ** 2, window=3, horizon=2, scale=1.0)  # 4 windows
+    config = forecast.Config(batch_size=8)
+    whole = forecast.train_batches(windows, config)[0]["y"]
+    assert whole.shape == (8, 2)
+    # Every window once in the first 4 rows (one epoch), then the next epoch's.
+    assert len({tuple(row) for row in whole[:4]}) == 4
+    halves = [forecast.train_batches(windows, config, (p, 2))[0]["y"] for p in range(2)]
+    np.testing.assert_array_equal(np.concatenate(halves), whole)

@@ -75,3 +75,21 @@ def test_rows_are_scaled_to_unit_interval():
     assert rows["x"].shape == (28, 28) and rows["x"].dtype == np.float32
     np.testing.assert_array_equal(rows["x"], 1.0)
     assert rows["label"] == 7
+
+
+@pytest.mark.parametrize(("processes", "per_process"), [(1, 4), (2, 2), (4, 1)])
+def test_each_process_reads_its_rows_of_the_same_global_batch(processes, per_process):
+    from lstm_jax.training import distributed
+
+    source = [{"image": np.full((28, 28, 1), 20 * i, np.uint8), "label": i % 10} for i in range(10)]
+    config = row_by_row.Config(batch_size=4, seed=2)
+    whole = row_by_row.train_batches(source, config)
+    layout = distributed.rows_by_process(
+        [p for p in range(processes) for _ in range(per_process)], 4
+    )
+    shards = {p: row_by_row.train_batches(source, config, (p, processes)) for p in layout}
+    for step in range(3):  # step 2 crosses into the second epoch
+        for p, rows in layout.items():
+            for field in ("x", "label"):
+                np.testing.assert_array_equal(shards[p][step][field], whole[step][field][rows])
+    assert len({tuple(whole[step]["label"]) for step in range(3)}) > 1
