@@ -150,6 +150,7 @@ def test_gradients_match_finite_differences(x64):
     check_grads(jax.jit(run), (params, xs), order=1, modes=("rev",))
 
 
+@pytest.mark.slow  # the default impl's gradients are checked against finite differences above
 def test_split_gradients_equal_plain_autodiff():
     cell, params = make("2heads_exp")
 
