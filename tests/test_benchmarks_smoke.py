@@ -124,3 +124,21 @@ def test_allocator_settings_are_reported(monkeypatch):
     assert environment.allocator_settings()["tuned"] is True
     monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_")
     assert environment.allocator_settings()["tuned"] is False
+
+
+@pytest.mark.slow
+def test_gpu_benchmark_quick_runs_on_cpu_and_fails_soft(tmp_path):
+    # benchmarks/gpu.py on one tiny row: ours run (pallas in interpret mode), the GPU-only
+    # contenders record their errors instead of stopping the run, and both files are written.
+    from benchmarks import gpu
+
+    results = gpu.main(["--quick", "--out", str(tmp_path)])
+    assert len(results["rows"]) == 2 and not results["skipped"]
+    for row in results["rows"]:
+        entries = row["contenders"]
+        for name in ("pallas", "scan", "split"):
+            assert entries[name]["median_ms"] > 0, (name, entries[name])
+        assert "needs a GPU" in entries["cudnn"]["error"]
+        assert "error" in entries["torch cuDNN"]
+    assert {p.suffix for p in tmp_path.iterdir()} == {".json", ".md"}
+    assert "| lstm B2 T5 H4 float32 train |" in next(tmp_path.glob("*.md")).read_text()
