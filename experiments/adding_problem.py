@@ -105,7 +105,7 @@ def make_batch(key: jax.Array, batch_size: int, seq_len: int) -> dict[str, jax.A
 @functools.partial(jax.jit, static_argnums=0)
 def init_params(cell: lstm_jax.Cell, key: jax.Array) -> dict[str, Any]:
     k_rnn, k_out = jax.random.split(key)
-    return {"rnn": cell.init(k_rnn, 2), "out": common.dense_init(k_out, cell.hidden_size, 1)}
+    return {"rnn": cell.init(k_rnn, 2), "out": common.dense_init(k_out, cell.output_size, 1)}
 
 
 def predict(cell: lstm_jax.Cell, params: dict[str, Any], x: jax.Array) -> jax.Array:

@@ -28,7 +28,22 @@ from lstm_jax import training
 from lstm_jax.training import distributed
 from lstm_jax.typing import Array, PyTree
 
-CELLS = ("simple_rnn", "lstm", "peephole_lstm", "cifg_lstm", "gru")
+CELLS = (
+    "simple_rnn",
+    "lstm",
+    "peephole_lstm",
+    "cifg_lstm",
+    "gru",
+    "lstmp",
+    "layer_norm_lstm",
+    "layer_norm_gru",
+    "mgu",
+    "min_gru",
+    "min_lstm",
+    "slstm",
+)
+# Cells whose constructor needs more than the hidden size: the extra configuration, by name.
+CELL_OPTIONS = {"lstmp": lambda hidden: {"proj_size": max(1, hidden // 2)}}
 # Configuration fields that may differ between a run and its resumption: they change how the run
 # is shown, logged, checkpointed and placed, not the numbers it computes (``--steps`` may grow
 # too, with a constant schedule; see ``training.config_differences``).
@@ -287,7 +302,8 @@ def make_cell(name: str, hidden: int) -> lstm_jax.Cell:
     """One of ``CELLS`` with hidden size ``hidden`` and the library's default initialisers."""
     if name not in CELLS:
         raise ValueError(f"make_cell: name must be one of {CELLS}, got {name!r}")
-    return getattr(lstm_jax, name)(hidden)
+    options = CELL_OPTIONS.get(name, lambda hidden: {})(hidden)
+    return lstm_jax.cells.CELL_TYPES[name](hidden, **options)
 
 
 def dense_init(key: Array, n_in: int, n_out: int) -> dict[str, Array]:

@@ -148,7 +148,7 @@ def init_params(network: lstm_jax.Stack, key, vocab: int, embed: int) -> dict[st
     return {
         "embed": jax.random.normal(k_emb, (vocab, embed), jnp.float32) * 0.1,
         "rnn": network.init(k_rnn, embed),
-        "out": common.dense_init(k_out, 2 * network.cells[0].hidden_size, NUM_CLASSES),
+        "out": common.dense_init(k_out, network.output_size, NUM_CLASSES),
     }
 
 

@@ -37,3 +37,11 @@ def test_writes_a_table_and_a_plot(tmp_path):
     lines = md.splitlines()
     assert lines[0].startswith("| cell | seq-len=4 test_mse | seq-len=4 solved_fraction |")
     assert [line.split("|")[1].strip() for line in lines[2:]] == ["simple_rnn", "lstm"]
+
+
+def test_every_library_cell_is_offered():
+    from experiments import common
+    from lstm_jax.cells import CELL_TYPES
+
+    library = {n for n, c in CELL_TYPES.items() if c.__module__.startswith("lstm_jax.cells.")}
+    assert library <= set(common.CELLS)
