@@ -15,11 +15,18 @@ is zero except the GRU's ``n`` block, which holds ``b_hn``. Flax keeps one Dense
 LSTM ``i{gate}`` (kernel only) and ``h{gate}`` (kernel and bias); GRU ``i{gate}`` (kernel and
 bias), ``hr``, ``hz`` (kernel only) and ``hn`` (kernel and bias ``b_hn``).
 
-torch and Flax are imported inside the functions: importing this module costs neither.
+* Equinox (where installed): ``eqx.nn.LSTMCell`` / ``eqx.nn.GRUCell`` (``weight_ih [gates,
+  input]``, ``weight_hh [gates, hidden]``, ``bias [gates]``, the GRU's ``bias_n [hidden]``,
+  gates in torch order) stepped by ``lax.scan`` over time and ``vmap`` over the batch, the
+  way Equinox's documentation runs a cell; BiLSTM runs the second cell with
+  ``reverse=True`` and concatenates.
+
+torch, Flax and Equinox are imported inside the functions: importing this module costs none.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from typing import Any
 
@@ -30,7 +37,8 @@ import numpy as np
 from benchmarks.contender import Contender, jax_contender
 from benchmarks.workloads import Size, Workload
 
-PEERS = ("flax", "torch")
+# Equinox is a benchmark extra: a peer only where it is installed.
+PEERS = ("flax", "torch") + (("equinox",) if importlib.util.find_spec("equinox") else ())
 
 _LSTM_GATES = ("i", "f", "g", "o")
 _GRU_GATES = ("r", "z", "n")
@@ -242,7 +250,63 @@ def torch_contender(workload: Workload) -> Contender:
     )
 
 
+# ---- Equinox --------------------------------------------------------------------------------
+def _eqx_cell(model: str, arrays: tuple, input_size: int, hidden: int) -> Any:
+    """Equinox's cell holding ``arrays`` (its own layout); the arrays are passed separately
+    from the module so that ``jax.grad`` sees only them (a module's int fields are leaves)."""
+    import equinox as eqx
+
+    if model == "gru":
+        cell = eqx.nn.GRUCell(input_size, hidden, key=jax.random.key(0))
+        fields = lambda c: (c.weight_ih, c.weight_hh, c.bias, c.bias_n)
+    else:
+        cell = eqx.nn.LSTMCell(input_size, hidden, key=jax.random.key(0))
+        fields = lambda c: (c.weight_ih, c.weight_hh, c.bias)
+    return eqx.tree_at(fields, cell, tuple(arrays))
+
+
+def _eqx_run(model: str, cell: Any, xs: Any, reverse: bool) -> Any:
+    """One cell over ``xs [time, input]`` (one row), outputs ``[time, hidden]``."""
+    hidden = cell.hidden_size
+    h0 = jnp.zeros((hidden,), xs.dtype)
+    init = h0 if model == "gru" else (h0, h0)
+
+    def step(carry, x):
+        carry = cell(x, carry)
+        return carry, carry if model == "gru" else carry[0]
+
+    return jax.lax.scan(step, init, xs, reverse=reverse)[1]
+
+
+def equinox_contender(workload: Workload) -> Contender:
+    """Equinox's cells with our weights, scanned and vmapped, jitted like ours."""
+    model, size = workload.model, workload.size
+    kind = "gru" if model == "gru" else "lstm"
+    params = workload.params if model == "bilstm" else (workload.params,)
+    arrays = tuple((p.w_ih.T, p.w_hh.T, p.b) + ((p.b_hn,) if kind == "gru" else ()) for p in params)
+
+    def forward(arrays: Any, x: Any) -> Any:
+        cells = [_eqx_cell(kind, a, size.input, size.hidden) for a in arrays]
+        outs = [
+            jax.vmap(lambda row, c=c, r=r: _eqx_run(kind, c, row, bool(r)))(x)
+            for r, c in enumerate(cells)
+        ]
+        return outs[0] if len(outs) == 1 else jnp.concatenate(outs, axis=-1)
+
+    def grads_to_ours(grads: Any) -> list[Any]:
+        out: list[Any] = []
+        for g in grads:
+            out += [g[0].T, g[1].T, *g[2:]]
+        return out
+
+    return jax_contender(
+        "equinox", "equinox", {}, forward, arrays, jnp.asarray(workload.xs), grads_to_ours
+    )
+
+
 def peer_contender(peer: str, workload: Workload) -> Contender:
+    if peer == "equinox":
+        return equinox_contender(workload)
     if peer == "flax":
         return flax_contender(workload)
     if peer == "torch":
