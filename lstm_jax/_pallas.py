@@ -16,12 +16,14 @@ cell's own ``recur`` through the scan. Supported: ``LSTMCell``, ``CIFGLSTMCell``
 ``PeepholeLSTMCell``, ``GRUCell(reset_after=True)``, ``SimpleRNNCell``; any other cell is a
 ``TypeError`` naming it (use ``"split"`` or ``"scan"``).
 
-Derivative: a ``custom_vjp`` whose backward pass is the split backward (``lstm_jax._split``)
-run in plain JAX: it recomputes the forward scan to save the carries, then runs the backward
-loop of the recurrent part, the weight gradients being large matmuls after it. There is no
-backward kernel yet: under ``jax.grad`` the kernel's own outputs are unused (XLA drops the
-kernel), so a training step with ``"pallas"`` costs what ``"split"`` costs; only forward
-passes (and the value of ``value_and_grad``) run the kernel.
+Derivative (a ``custom_vjp``): for ``LSTMCell`` with a float32 carry, the forward kernel also
+saves the carry before every step, and a backward kernel runs the recurrent part in one launch
+the other way round (recompute the step's gates from the saved carry, the elementwise VJP,
+``dh = sum_k da_k @ w_hh[:, k]^T``), writing ``da``, the gradient of ``xp + hh``; the weight
+gradients are then large matmuls over all ``time * batch`` rows, as in the split VJP
+(``dW_hh = H^T dA``, the input projection's VJP of ``dA``). Other cells differentiate through
+the split backward of ``lstm_jax._split`` run in plain JAX, which recomputes the forward scan;
+there the kernel's outputs are unused under ``jax.grad`` and XLA drops it.
 
 On CPU (or with ``interpret=True``) the kernel runs in Pallas' interpret mode, which is what
 makes it testable here; on GPU it lowers through Triton, on TPU through Mosaic (the branch is
@@ -146,12 +148,13 @@ def check_supported(cell: Cell) -> _Step:
 
 
 def _kernel(*refs, spec, cell, num_steps, hidden, num_gates, num_vectors, has_c, has_mask,
-            reverse, compute_dtype, carry_dtype):  # fmt: skip
+            reverse, compute_dtype, carry_dtype, save):  # fmt: skip
     """One program: the whole time loop for its tile of rows.
 
     refs: ``xp [time, rows, gates]``, ``mask [time, rows, 1]`` (if any), ``w_hh [hidden,
     gates]``, each vector ``[1, hidden]``, ``h0 [rows, hidden]``, ``c0`` (if any); then the
-    outputs ``ys [time, rows, hidden]``, ``h_T``, ``c_T`` (if any).
+    outputs ``ys [time, rows, hidden]``, ``h_T``, ``c_T`` (if any), and with ``save`` each
+    carry leaf before every step, ``[time, rows, hidden]``.
     """
     it = iter(refs)
     xp_ref = next(it)
@@ -163,12 +166,15 @@ def _kernel(*refs, spec, cell, num_steps, hidden, num_gates, num_vectors, has_c,
     ys_ref = next(it)
     h_out = next(it)
     c_out = next(it) if has_c else None
+    saved_refs = [next(it) for _ in range(1 + has_c)] if save else []
 
     vectors = tuple(v[...].astype(_F32) for v in vec_refs)
     blocks = [pl.ds(k * hidden, hidden) for k in range(num_gates)]
 
     def body(s, carry):
         t = num_steps - 1 - s if reverse else s
+        for ref, v in zip(saved_refs, carry, strict=False):
+            ref[t] = v
         h_in = carry[0].astype(compute_dtype)
         xp = [xp_ref[t, :, blk].astype(_F32) for blk in blocks]
         hh = [
@@ -196,8 +202,11 @@ def _kernel(*refs, spec, cell, num_steps, hidden, num_gates, num_vectors, has_c,
 
 def pallas_forward(cell: Cell, params: PyTree, xs: Array, carry: PyTree, mask: Array | None, *,
                    reverse: bool, interpret: bool, block_b: int | None,
-                   compiler_params: Any = None) -> tuple[PyTree, Array]:  # fmt: skip
+                   compiler_params: Any = None, save: bool = False) -> tuple:  # fmt: skip
     """The forward pass through the kernel, no derivative.
+
+    With ``save`` it also returns each carry leaf before every step (``[time, *batch,
+    hidden]``), what the backward kernel reads.
 
     Args:
       xs: ``[time, *batch, input]``, zero where ``mask`` is False.
@@ -259,6 +268,11 @@ def pallas_forward(cell: Cell, params: PyTree, xs: Array, carry: PyTree, mask: A
     out_shape += [jax.ShapeDtypeStruct((padded, hidden), carry_dtype) for _ in leaves]
     out_specs = [pl.BlockSpec((num_steps, tile, hidden), lambda b: (0, b, 0))]
     out_specs += [row_spec for _ in leaves]
+    if save:
+        out_shape += [
+            jax.ShapeDtypeStruct((num_steps, padded, hidden), carry_dtype) for _ in leaves
+        ]
+        out_specs += [pl.BlockSpec((num_steps, tile, hidden), lambda b: (0, b, 0)) for _ in leaves]
 
     kernel = functools.partial(
         _kernel,
@@ -273,6 +287,7 @@ def pallas_forward(cell: Cell, params: PyTree, xs: Array, carry: PyTree, mask: A
         reverse=reverse,
         compute_dtype=compute_dtype,
         carry_dtype=carry_dtype,
+        save=save,
     )
     ys, *final = pl.pallas_call(
         kernel,
@@ -285,9 +300,151 @@ def pallas_forward(cell: Cell, params: PyTree, xs: Array, carry: PyTree, mask: A
         name=f"lstm_jax_{cell.name}_recurrence",
     )(*args)
     ys = ys[:, :rows].reshape(num_steps, *batch_shape, hidden)
-    final = [v[:rows].reshape(*batch_shape, hidden) for v in final]
+    saved = [v[:, :rows].reshape(num_steps, *batch_shape, hidden) for v in final[len(leaves) :]]
+    final = [v[:rows].reshape(*batch_shape, hidden) for v in final[: len(leaves)]]
     final_carry = LSTMCarry(*final) if has_c else final[0]
+    if save:
+        return final_carry, ys, tuple(saved)
     return final_carry, ys
+
+
+def _lstm_backward_kernel(xp_ref, mask_ref, w_ref, hb_ref, cb_ref, dys_ref, dh_ref, dc_ref,
+                          da_ref, dh0_ref, dc0_ref, *, num_steps, hidden, reverse,
+                          compute_dtype):  # fmt: skip
+    """The LSTM's recurrent backward for one tile of rows, in the opposite order of the
+    forward loop: recompute the step's gates from the saved carry, its elementwise VJP, and
+    ``dh_prev = sum_k da_k @ w_hh[:, k]^T``. Writes ``da [time, rows, 4H]`` (the gradient of
+    the pre-activation ``xp + hh``, zero at masked steps) and the initial carry's gradient."""
+    blocks = [pl.ds(k * hidden, hidden) for k in range(4)]
+    dims = (((1,), (1,)), ((), ()))  # da_k [rows, H] x w_k [H, H] over w's output axis
+
+    def body(s, carry):
+        t = s if reverse else num_steps - 1 - s
+        dh_c, dc_c = carry
+        h_prev, c_prev = hb_ref[t].astype(_F32), cb_ref[t].astype(_F32)
+        h_in = h_prev.astype(compute_dtype)
+        a = [
+            xp_ref[t, :, blk].astype(_F32)
+            + jnp.dot(h_in, w_ref[:, blk].astype(compute_dtype), preferred_element_type=_F32)
+            for blk in blocks
+        ]
+        i, f, g, o = (
+            jax.nn.sigmoid(a[0]),
+            jax.nn.sigmoid(a[1]),
+            jnp.tanh(a[2]),
+            jax.nn.sigmoid(a[3]),
+        )
+        c = f * c_prev + i * g
+        tc = jnp.tanh(c)
+        m = mask_ref[t]  # [rows, 1], 1.0 where the step is valid
+        dh = m * (dh_c + dys_ref[t].astype(_F32))
+        d_o = dh * tc
+        dc = m * dc_c + dh * o * (1.0 - tc * tc)
+        da = [
+            dc * g * i * (1.0 - i),
+            dc * c_prev * f * (1.0 - f),
+            dc * i * (1.0 - g * g),
+            d_o * o * (1.0 - o),
+        ]
+        dh_prev = (1.0 - m) * dh_c
+        for blk, d in zip(blocks, da, strict=True):
+            da_ref[t, :, blk] = d
+            w_k = w_ref[:, blk].astype(compute_dtype)
+            dh_prev = dh_prev + jax.lax.dot_general(
+                d.astype(compute_dtype), w_k, dims, preferred_element_type=_F32
+            )
+        dc_prev = dc * f + (1.0 - m) * dc_c
+        return dh_prev, dc_prev
+
+    init = (dh_ref[...].astype(_F32), dc_ref[...].astype(_F32))
+    dh0, dc0 = jax.lax.fori_loop(0, num_steps, body, init)
+    dh0_ref[...] = dh0
+    dc0_ref[...] = dc0
+
+
+def lstm_backward(cell: Cell, params: PyTree, xs: Array, mask: Array | None,
+                  saved: tuple[Array, Array], d_final: LSTMCarry, d_ys: Array, *,
+                  reverse: bool, interpret: bool, block_b: int | None,
+                  compiler_params: Any = None) -> tuple[PyTree, Array, LSTMCarry]:  # fmt: skip
+    """The VJP of ``pallas_forward`` for ``LSTMCell``: the recurrent part in one backward
+    kernel launch, then the weight gradients as large matmuls over all ``time * batch`` rows
+    (``dW_hh = H_prev^T dA``, and the input projection's VJP of ``dA``).
+
+    Returns ``(d_params, d_xs, d_carry)``."""
+    num_steps, batch_shape = xs.shape[0], xs.shape[1:-1]
+    hidden = cell.hidden_size
+    compute_dtype = jnp.dtype(cell.compute_dtype(params))
+    rows = 1
+    for d in batch_shape:
+        rows *= d
+    flat = lambda a: a.reshape(num_steps, rows, a.shape[-1])
+    hb, cb = (flat(v) for v in saved)
+    xp = flat(cell.project_inputs(params, xs))
+    m = jnp.ones((num_steps, rows, 1), _F32) if mask is None else flat(mask[..., None].astype(_F32))
+    dys = flat(d_ys.astype(_F32))
+    dh, dc = (v.reshape(rows, hidden).astype(_F32) for v in d_final)
+    tile = block_b or (rows if interpret else 16)
+    padded = -(-max(rows, 1) // tile) * tile
+    if padded != rows:  # padded rows have mask 0: zero gradients, dropped below
+        pad3 = ((0, 0), (0, padded - rows), (0, 0))
+        hb, cb, xp, m, dys = (jnp.pad(a, pad3) for a in (hb, cb, xp, m, dys))
+        dh, dc = (jnp.pad(a, ((0, padded - rows), (0, 0))) for a in (dh, dc))
+    gates = 4 * hidden
+    seq = lambda width: pl.BlockSpec((num_steps, tile, width), lambda b: (0, b, 0))
+    row_spec = pl.BlockSpec((tile, hidden), lambda b: (b, 0))
+    kernel = functools.partial(
+        _lstm_backward_kernel,
+        num_steps=num_steps,
+        hidden=hidden,
+        reverse=reverse,
+        compute_dtype=compute_dtype,
+    )
+    da, dh0, dc0 = pl.pallas_call(
+        kernel,
+        out_shape=[
+            jax.ShapeDtypeStruct((num_steps, padded, gates), _F32),
+            jax.ShapeDtypeStruct((padded, hidden), _F32),
+            jax.ShapeDtypeStruct((padded, hidden), _F32),
+        ],
+        grid=(padded // tile,),
+        in_specs=[
+            seq(gates),
+            seq(1),
+            pl.BlockSpec((hidden, gates), lambda b: (0, 0)),
+            seq(hidden),
+            seq(hidden),
+            seq(hidden),
+            row_spec,
+            row_spec,
+        ],
+        out_specs=[seq(gates), row_spec, row_spec],
+        interpret=interpret,
+        compiler_params=compiler_params,
+        name="lstm_jax_lstm_recurrence_backward",
+    )(xp, m, params.w_hh.astype(compute_dtype), hb, cb, dys, dh, dc)
+    da = da[:, :rows].reshape(num_steps, *batch_shape, gates)
+    h_prev = saved[0]
+    # The large matmuls: the input projection's VJP (dW_ih, db, dxs) and dW_hh = H^T dA.
+    _, vjp_in = jax.vjp(lambda p, x: cell.project_inputs(p, x), params, xs)
+    d_params, d_xs = vjp_in(da)
+    carries = LSTMCarry(h=h_prev, c=saved[1])
+    _, vjp_rec = jax.vjp(lambda p: cell.recurrent_projection(p, carries), params)
+    (d_rec,) = vjp_rec(da)
+    d_params = jax.tree_util.tree_map(
+        lambda a, b: a if b is None else a + b, d_params, d_rec, is_leaf=lambda x: x is None
+    )
+    carry_dtype = cell.resolved_carry_dtype()
+    d_carry = LSTMCarry(
+        h=dh0[:rows].reshape(*batch_shape, hidden).astype(carry_dtype),
+        c=dc0[:rows].reshape(*batch_shape, hidden).astype(carry_dtype),
+    )
+    return d_params, d_xs, d_carry
+
+
+def has_backward_kernel(cell: Cell) -> bool:
+    """The backward kernel covers the plain ``LSTMCell`` with a float32 carry; other cells
+    differentiate through the split backward in plain JAX."""
+    return type(cell) is LSTMCell and cell.resolved_carry_dtype() == jnp.dtype(_F32)
 
 
 def pallas_scan(cell: Cell, params: PyTree, xs: Array, carry: PyTree, mask: Array | None, *,
@@ -303,10 +460,17 @@ def pallas_scan(cell: Cell, params: PyTree, xs: Array, carry: PyTree, mask: Arra
         return pallas_forward(cell, params, xs, carry, mask, **options)
 
     def fwd(params, xs, carry, mask):
-        return run(params, xs, carry, mask), (params, xs, carry, mask)
+        if has_backward_kernel(cell):
+            final, ys, saved = pallas_forward(cell, params, xs, carry, mask, save=True, **options)
+            return (final, ys), (params, xs, carry, mask, saved)
+        return run(params, xs, carry, mask), (params, xs, carry, mask, None)
 
     def bwd(res, ct):
-        params, xs, carry, mask = res
+        params, xs, carry, mask, saved = res
+        if saved is not None:
+            d_final, d_ys = ct
+            grads = lstm_backward(cell, params, xs, mask, saved, d_final, d_ys, **options)
+            return (*grads, None)
         split = lambda p, x, c: split_scan(cell, p, x, c, mask, reverse=reverse)
         _, vjp = jax.vjp(split, params, xs, carry)
         return (*vjp(ct), None)

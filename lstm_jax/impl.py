@@ -21,7 +21,8 @@ implementation that cannot reset raises ``NotImplementedError`` when ``resets`` 
   (``lstm_jax._parallel``); other cells get a TypeError naming them.
 * ``"pallas"`` (``Pallas``): one Pallas kernel launch per layer runs the whole time loop
   (``lstm_jax._pallas``; LSTM, peephole, CIFG, reset-after GRU, Elman): Triton on GPU, Mosaic
-  on TPU, interpret mode on CPU; its derivative is the split backward in plain JAX.
+  on TPU, interpret mode on CPU; LSTMCell has a backward kernel too, other cells the split
+  backward in plain JAX.
 * ``"cudnn"`` (``Cudnn``): the plain float32 ``LSTMCell`` through cuDNN
   (``jax.experimental.rnn``, ``lstm_jax._cudnn``), GPU only: elsewhere a RuntimeError.
 
