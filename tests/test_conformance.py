@@ -43,8 +43,10 @@ def _label(options: dict) -> str:
     return ",".join(f"{k}={'callable' if callable(v) else v}" for k, v in options.items())
 
 
-def _cell_case(name: str) -> Case:
-    cell = ref.make_cell(name)
+def _cell_case(name: str, cell: lstm_jax.Cell | None = None) -> Case:
+    """A cell's case; ``cell`` for cells that have no NumPy reference in ``reference.py``
+    (theirs are in their own test files)."""
+    cell = ref.make_cell(name) if cell is None else cell
 
     def apply(params, xs, lengths):
         c0 = cell.initial_carry(xs.shape[:-2])
@@ -94,10 +96,33 @@ def _stack_case(label: str, net: lstm_jax.Stack, dropout_key: int | None = None)
 
 CASES = [
     *(_cell_case(name) for name in ref.CELL_NAMES),
+    _cell_case("lstmp", lstm_jax.cells.lstmp.LSTMPCell(H, 2)),
+    _cell_case("layer_norm_lstm", lstm_jax.cells.layer_norm.LayerNormLSTMCell(H)),
+    _cell_case("layer_norm_gru", lstm_jax.cells.layer_norm.LayerNormGRUCell(H)),
+    _cell_case("mgu", lstm_jax.cells.mgu.MGUCell(H)),
+    _cell_case("min_gru", lstm_jax.cells.min_rnn.MinGRUCell(H)),
+    _cell_case("min_lstm", lstm_jax.cells.min_rnn.MinLSTMCell(H)),
+    _cell_case("slstm heads=2", lstm_jax.cells.slstm.SLSTMCell(H, num_heads=2)),
+    _cell_case("slstm exp", lstm_jax.cells.slstm.SLSTMCell(H, forget_gate="exp")),
     _unroll_case("lstm", reverse=True, impl="scan"),
     _unroll_case("peephole", reverse=True, impl=lstm_jax.Split(unroll=2, hoist=True)),
     _unroll_case("simple_tanh", impl=lstm_jax.Chunked(every=2), time_major=False),
     _bidirectional_case("lstm", merge="mean"),
+    Case(
+        "unroll:min_gru:impl=parallel,reverse=True",
+        lambda seed: ref.random_params(lstm_jax.cells.min_rnn.MinGRUCell(H), IN, seed),
+        lambda p, xs, lengths: lstm_jax.unroll(
+            lstm_jax.cells.min_rnn.MinGRUCell(H),
+            p,
+            xs,
+            seq_lengths=lengths,
+            reverse=True,
+            impl="parallel",
+        ),
+    ),
+    _stack_case(
+        "lstmp x2 bi", lstm_jax.stack(lstm_jax.cells.lstmp.LSTMPCell(H, 2), 2, bidirectional=True)
+    ),
     _bidirectional_case("gru_reset_after", backward="cifg", merge=lambda f, b: f * b + 1.0),
     _stack_case("lstm x2 uni residual", lstm_jax.stack(lstm_jax.lstm(H), 2, residual=True)),
     _stack_case(
