@@ -161,7 +161,7 @@ def init_params(cell: lstm_jax.Cell, key: jax.Array, vocab: int, embed: int) -> 
     return {
         "embed": jax.random.normal(k_emb, (vocab, embed), jnp.float32) * 0.1,
         "rnn": cell.init(k_rnn, embed),
-        "out": common.dense_init(k_out, cell.hidden_size, vocab),
+        "out": common.dense_init(k_out, cell.output_size, vocab),
     }
 
 

@@ -103,7 +103,7 @@ def init_params(cell: lstm_jax.Cell, key: jax.Array) -> dict[str, Any]:
     k_rnn, k_out = jax.random.split(key)
     return {
         "rnn": cell.init(k_rnn, NUM_INPUTS),
-        "out": common.dense_init(k_out, cell.hidden_size, NUM_CLASSES),
+        "out": common.dense_init(k_out, cell.output_size, NUM_CLASSES),
     }
 
 

@@ -223,7 +223,7 @@ def init_params(cell: lstm_jax.Cell, key: jax.Array, horizon: int) -> dict[str, 
     k_rnn, k_out = jax.random.split(key)
     return {
         "rnn": cell.init(k_rnn, 1),
-        "out": common.dense_init(k_out, cell.hidden_size, horizon),
+        "out": common.dense_init(k_out, cell.output_size, horizon),
     }
 
 

@@ -36,7 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 
-from lstm_jax._stack import Stack, stack
+from lstm_jax._stack import Stack, WithInitialCarry, stack
 from lstm_jax.cells.base import CELL_TYPES, Cell
 from lstm_jax.typing import PyTree
 
@@ -94,6 +94,7 @@ def model_config(model: Model, fn: str = "model_config") -> dict[str, Any]:
             "dropout": model.dropout,
             "residual": model.residual,
             "merge": model.merge,
+            "learn_initial_carry": model.learn_initial_carry,
         }
     if _is_cell_pair(model):
         return {
@@ -123,6 +124,7 @@ def model_from_config(config: dict[str, Any]) -> Model:
             dropout=config["dropout"],
             residual=config["residual"],
             merge=config["merge"],
+            learn_initial_carry=config.get("learn_initial_carry", False),
         )
     raise ValueError(f"model_from_config: unknown model kind {kind!r}")
 
@@ -152,6 +154,8 @@ def _abstract_params(model: Model, input_size: int) -> PyTree:
 def _input_size(model: Model, params: PyTree) -> int | None:
     first = params
     if isinstance(model, Stack):
+        if isinstance(params, WithInitialCarry):
+            params = params.params
         first = params[0] if isinstance(params, tuple | list) and params else None
         if model.bidirectional and first is not None:
             first = first[0] if isinstance(first, tuple | list) and first else None

@@ -30,7 +30,9 @@ implementation that cannot reset raises ``NotImplementedError`` when ``resets`` 
 backend, from measurements committed in ``benchmarks/results/``. A backend without a
 measurement gets ``"scan"``, the reference, never an implementation that was not measured there.
 
-A kernel is one more file: a frozen dataclass with ``run`` decorated with ``@register_impl``.
+A kernel is one more file: a frozen dataclass with ``run`` decorated with ``@register_impl``,
+imported by ``lstm_jax/__init__.py`` so that it registers (it imports this module, so this
+module cannot import it).
 """
 
 from __future__ import annotations
@@ -167,9 +169,3 @@ class Chunked:
         inner = IMPLS[self.inner] if isinstance(self.inner, str) else self.inner
         options = dict(every=every, reverse=reverse, resets=resets, reset_carry=reset_carry)
         return chunked_scan(inner, cell, params, xs, carry, mask, **options)
-
-
-# Implementations in their own files register themselves on import (they import this module).
-import lstm_jax._cudnn  # noqa: E402
-import lstm_jax._pallas  # noqa: E402, F401
-from lstm_jax import _parallel  # noqa: E402, F401

@@ -125,3 +125,14 @@ def test_metadata_json_cannot_hold_is_rejected_before_anything_is_written(tmp_pa
     with pytest.raises(TypeError, match=r"checkpoint.save: metadata must be JSON-serialisable"):
         checkpoint.save(tmp_path / "ckpt", cell, params, metadata={"vocab": {"a", "b"}})
     assert list(tmp_path.iterdir()) == []
+
+
+def test_stack_with_learned_initial_carry_round_trips(tmp_path):
+    net = lstm_jax.stack(lstm_jax.lstm(4), 2, bidirectional=True, learn_initial_carry=True)
+    params = net.init(jax.random.key(0), 3)
+    params = jax.tree_util.tree_map(lambda v: v + 0.25, params)  # learned carries non-zero
+    checkpoint.save(tmp_path / "ckpt", net, params)
+    net2, restored, _ = checkpoint.restore(tmp_path / "ckpt")
+    assert net2 == net
+    assert isinstance(restored, lstm_jax.WithInitialCarry)
+    ref.assert_trees_equal(restored, params)
