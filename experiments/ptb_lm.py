@@ -175,6 +175,9 @@ def parse_args(argv: Sequence[str] | None) -> Config:
         raise ValueError(f"--cell must be lstm for the PTB recipes, got {args.cell!r}")
     if args.schedule != "constant":
         raise ValueError(f"--schedule: ptb_lm anneals per epoch (--anneal), got {args.schedule!r}")
+    if args.distributed:
+        # Every process would read the whole stream: its batch would depend on the layout.
+        raise ValueError("--distributed: ptb_lm runs in one process (its batches are not sliced)")
     if args.devices not in (None, 1):
         raise ValueError(f"--devices: this experiment runs on one device, got {args.devices}")
     config = common.config_from_args(Config, args)

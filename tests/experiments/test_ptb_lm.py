@@ -143,6 +143,7 @@ def test_presets_match_the_published_recipes():
         (["--bptt", "0"], "--bptt"),
         (["--dropout", "1.0"], "--dropout"),
         (["--cell", "gru"], "--cell"),
+        (["--distributed"], "--distributed"),
     ],
 )
 def test_bad_flags_are_refused_by_name(argv, match):
