@@ -215,10 +215,18 @@ def base_parser(description: str, **defaults: Any) -> argparse.ArgumentParser:
     return p
 
 
-def parse_config(cls: type, argv: Sequence[str] | None, description: str) -> Any:
+def parse_config(
+    cls: type, argv: Sequence[str] | None, description: str, *, multi_process: bool = True
+) -> Any:
     """The ``Config`` dataclass ``cls`` filled from ``argv`` (its parser is ``parser_for``),
-    checked by ``check_config``; see ``config_from_args`` for the multi-host start."""
-    config = config_from_args(cls, parser_for(cls, description).parse_args(argv))
+    checked by ``check_config``; see ``config_from_args`` for the multi-host start. A script
+    whose batches are not sliced by process passes ``multi_process=False`` and refuses
+    ``--distributed`` (each process would read the whole batch, so the run would depend on the
+    layout)."""
+    args = parser_for(cls, description).parse_args(argv)
+    if not multi_process and args.distributed:
+        raise ValueError("--distributed: this experiment runs in one process")
+    config = config_from_args(cls, args)
     check_config(config)
     return config
 

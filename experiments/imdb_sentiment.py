@@ -65,7 +65,7 @@ class Config(common.RunConfig):
 
 
 def parse_args(argv: Sequence[str] | None) -> Config:
-    config = common.parse_config(Config, argv, __doc__.split("\n\n")[0])
+    config = common.parse_config(Config, argv, __doc__.split("\n\n")[0], multi_process=False)
     for name in ("embed", "max_len"):
         value = getattr(config, name)
         if value < 1:

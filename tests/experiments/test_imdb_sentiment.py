@@ -54,3 +54,9 @@ def test_with_labels_looks_up_by_index_and_weights_out_filled_rows():
 def test_absent_data_stop_with_the_data_layer_message(tmp_path):
     with pytest.raises(data.DataNotFoundError, match="download=True"):
         imdb.main(["--out", str(tmp_path / "run"), "--data-dir", str(tmp_path / "tfds"), *TINY])
+
+
+def test_distributed_is_refused():
+    # Its batches are not sliced by process: every process would read the whole batch.
+    with pytest.raises(ValueError, match="--distributed"):
+        imdb.parse_args(["--distributed"])
