@@ -21,7 +21,17 @@ bias), ``hr``, ``hz`` (kernel only) and ``hn`` (kernel and bias ``b_hn``).
   way Equinox's documentation runs a cell; BiLSTM runs the second cell with
   ``reverse=True`` and concatenates.
 
-torch, Flax and Equinox are imported inside the functions: importing this module costs none.
+* Keras 3 on its JAX backend (where installed): ``keras.layers.LSTM`` / ``GRU``
+  (``reset_after=True``, its default) and ``Bidirectional(LSTM)`` (merge: concat), all with
+  ``return_sequences=True``, run through ``layer.stateless_call`` on the trainable variables,
+  jitted and timed exactly as ours. Keras keeps ``kernel [input, gates]``, ``recurrent_kernel
+  [hidden, gates]`` and the LSTM's one ``bias [gates]`` in our LSTM gate order (its ``i, f, c,
+  o``); its GRU orders the gates ``z, r, h`` and holds ``bias [2, gates]``: row 0 the input
+  bias (our ``b_z | b_r | b_in``), row 1 the recurrent bias (zero but for ``b_hn`` in the ``h``
+  block).
+
+torch, Flax, Equinox and Keras are imported inside the functions: importing this module costs
+none.
 """
 
 from __future__ import annotations
@@ -37,8 +47,21 @@ import numpy as np
 from benchmarks.contender import Contender, jax_contender
 from benchmarks.workloads import Size, Workload
 
-# Equinox is a benchmark extra: a peer only where it is installed.
-PEERS = ("flax", "torch") + (("equinox",) if importlib.util.find_spec("equinox") else ())
+
+def _keras_usable() -> bool:
+    """Keras is installed and would load its JAX backend (it reads ``KERAS_BACKEND`` once, at
+    import, and otherwise falls back to ``~/.keras/keras.json``, TensorFlow by default)."""
+    return importlib.util.find_spec("keras") is not None and (
+        os.environ.get("KERAS_BACKEND", "jax") == "jax"
+    )
+
+
+# Equinox and Keras are benchmark extras: peers only where they are installed.
+PEERS = (
+    ("flax", "torch")
+    + (("equinox",) if importlib.util.find_spec("equinox") else ())
+    + (("keras",) if _keras_usable() else ())
+)
 
 _LSTM_GATES = ("i", "f", "g", "o")
 _GRU_GATES = ("r", "z", "n")
@@ -304,7 +327,120 @@ def equinox_contender(workload: Workload) -> Contender:
     )
 
 
+# ---- Keras ----------------------------------------------------------------------------------
+def import_keras() -> Any:
+    """Keras on its JAX backend; raises if it was already imported with another one."""
+    os.environ.setdefault("KERAS_BACKEND", "jax")
+    import keras
+
+    if keras.backend.backend() != "jax":
+        raise RuntimeError(
+            f"keras runs on its {keras.backend.backend()!r} backend; set KERAS_BACKEND=jax "
+            "before keras is first imported"
+        )
+    return keras
+
+
+def keras_layer(model: str, size: Size) -> Any:
+    """The built Keras layer for ``model`` at ``size``, batch first, every step's output."""
+    keras = import_keras()
+    if model == "lstm":
+        layer = keras.layers.LSTM(size.hidden, return_sequences=True)
+    elif model == "gru":
+        layer = keras.layers.GRU(size.hidden, return_sequences=True, reset_after=True)
+    elif model == "bilstm":
+        layer = keras.layers.Bidirectional(
+            keras.layers.LSTM(size.hidden, return_sequences=True), merge_mode="concat"
+        )
+    else:
+        raise ValueError(f"model must be 'lstm', 'gru' or 'bilstm', got {model!r}")
+    # Keras' own code broadcasts vectors against matrices implicitly (its orthogonal
+    # initialiser in build, the [gates] bias added to [batch, gates] in each step); the test
+    # suite makes implicit rank promotion an error, so Keras' calls run with it allowed.
+    with jax.numpy_rank_promotion("allow"):
+        layer.build((size.batch, size.time, size.input))
+    return layer
+
+
+def _gru_to_keras_order(a: Any) -> Any:
+    """Our GRU gate blocks ``r, z, n`` on the last axis -> Keras' ``z, r, h``."""
+    r, z, n = _blocks(a, 3)
+    return jnp.concatenate([z, r, n], axis=-1)
+
+
+def _keras_direction(model: str, p: Any) -> list[Any]:
+    """One direction's ``[kernel, recurrent_kernel, bias]`` in Keras' layout, from ours."""
+    if model != "gru":
+        return [p.w_ih, p.w_hh, p.b]
+    recurrent_bias = jnp.concatenate([jnp.zeros(2 * p.b_hn.shape[-1], p.b.dtype), p.b_hn])
+    bias = jnp.stack([_gru_to_keras_order(p.b), recurrent_bias])
+    return [_gru_to_keras_order(p.w_ih), _gru_to_keras_order(p.w_hh), bias]
+
+
+def to_keras(model: str, params: Any) -> list[Any]:
+    """Our parameters as the list of the Keras layer's ``trainable_variables`` values."""
+    if model == "bilstm":
+        forward, backward = params
+        return _keras_direction(model, forward) + _keras_direction(model, backward)
+    return _keras_direction(model, params)
+
+
+def _gru_from_keras_order(a: Any) -> Any:
+    z, r, n = _blocks(a, 3)
+    return jnp.concatenate([r, z, n], axis=-1)
+
+
+def from_keras(model: str, values: list[Any]) -> list[Any]:
+    """Keras trainable values (or their gradients) as a list in our leaf order.
+
+    The GRU's ``r`` and ``z`` blocks add Keras' input and recurrent biases, so our ``b``'s
+    gradient there is either row's; its ``n`` block takes the input row, ``b_hn`` the
+    recurrent row's ``h`` block.
+    """
+    if model != "gru":
+        return list(values)
+    kernel, recurrent_kernel, bias = values
+    hidden = recurrent_kernel.shape[0]
+    return [
+        _gru_from_keras_order(kernel),
+        _gru_from_keras_order(recurrent_kernel),
+        _gru_from_keras_order(bias[0]),
+        bias[1, 2 * hidden :],
+    ]
+
+
+def keras_contender(workload: Workload) -> Contender:
+    """Keras' layer with our weights through ``stateless_call``, jitted and compiled like ours."""
+    model, size = workload.model, workload.size
+    layer = keras_layer(model, size)
+    values = to_keras(model, workload.params)
+    # Keras' variable names and shapes are its own; fail loudly here if they ever change.
+    names = ("kernel", "recurrent_kernel", "bias") * (2 if model == "bilstm" else 1)
+    got = [(v.path.rsplit("/", 1)[-1], tuple(v.shape)) for v in layer.trainable_variables]
+    want = [(n, tuple(a.shape)) for n, a in zip(names, values, strict=True)]
+    if got != want:
+        raise RuntimeError(f"Keras {model} variables changed: {got} vs {want}")
+    # The non-trainable ones are the dropout seed generators' states (dropout is off): constants.
+    fixed = [v.value for v in layer.non_trainable_variables]
+
+    def forward(trainable: Any, x: Any) -> Any:
+        with jax.numpy_rank_promotion("allow"):  # as in keras_layer
+            return layer.stateless_call(trainable, fixed, x)[0]
+
+    return jax_contender(
+        "keras",
+        "keras",
+        {},
+        forward,
+        values,
+        jnp.asarray(workload.xs),
+        lambda grads: from_keras(model, grads),
+    )
+
+
 def peer_contender(peer: str, workload: Workload) -> Contender:
+    if peer == "keras":
+        return keras_contender(workload)
     if peer == "equinox":
         return equinox_contender(workload)
     if peer == "flax":

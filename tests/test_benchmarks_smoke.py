@@ -4,13 +4,14 @@ the same outputs and gradients as ours on the same weights. Timings are never as
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import numpy as np
 import pytest
 
 import lstm_jax
-from benchmarks import environment, ours, report, run, timing, validation_cost
+from benchmarks import environment, ours, peers, report, run, timing, validation_cost
 from benchmarks.workloads import MODELS, Size, flops, make_workload
 
 TINY = Size(batch=2, time=5, input=3, hidden=4)
@@ -66,6 +67,46 @@ def test_contenders_compute_what_ours_computes(suite, model):
         assert len(got["dparams"]) == len(reference["dparams"]), name
         for g, r in zip(got["dparams"], reference["dparams"], strict=True):
             np.testing.assert_allclose(g, r, rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def _skip_without_keras():
+    if importlib.util.find_spec("keras") is None:
+        pytest.skip("keras is not installed (it is in the benchmarks extra)")
+    if "keras" not in peers.PEERS:
+        pytest.skip("KERAS_BACKEND names another backend than jax")
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_keras_computes_what_ours_computes(suite, model):
+    # The suite's batch has no seq_lengths: Keras masks padding its own way, so this compares
+    # whole sequences, outputs and gradients wrt the inputs and every parameter.
+    _skip_without_keras()
+    _, outputs, _ = suite
+    got, reference = (
+        outputs[f"{model} {TINY.label}"]["keras"],
+        outputs[f"{model} {TINY.label}"]["ours"],
+    )
+    assert got["ys"].shape == reference["ys"].shape
+    for key in ("ys", "dxs"):
+        np.testing.assert_allclose(got[key], reference[key], rtol=1e-5, atol=1e-6, err_msg=key)
+    assert len(got["dparams"]) == len(reference["dparams"])
+    for k, (g, r) in enumerate(zip(got["dparams"], reference["dparams"], strict=True)):
+        np.testing.assert_allclose(g, r, rtol=1e-5, atol=1e-6, err_msg=f"parameter {k}")
+
+
+def test_keras_gru_layout_round_trips():
+    # The GRU is the one with reordered gates (ours r, z, n; Keras z, r, h) and a split bias.
+    _skip_without_keras()
+    workload = make_workload("gru", TINY)
+    p = workload.params
+    kernel, _, bias = peers.to_keras("gru", p)
+    h = TINY.hidden
+    np.testing.assert_array_equal(kernel[:, :h], p.w_ih[:, h : 2 * h])  # z
+    np.testing.assert_array_equal(kernel[:, h : 2 * h], p.w_ih[:, :h])  # r
+    np.testing.assert_array_equal(bias[1], np.concatenate([np.zeros(2 * h), p.b_hn]))
+    back = peers.from_keras("gru", peers.to_keras("gru", p))
+    for got, want in zip(back, [p.w_ih, p.w_hh, p.b, p.b_hn], strict=True):
+        np.testing.assert_array_equal(got, want)
 
 
 def test_every_row_has_the_scan_variant(suite):
