@@ -329,7 +329,8 @@ def equinox_contender(workload: Workload) -> Contender:
 
 # ---- Keras ----------------------------------------------------------------------------------
 def import_keras() -> Any:
-    """Keras on its JAX backend; raises if it was already imported with another one."""
+    """Keras on its JAX backend (``KERAS_BACKEND=jax`` is set where unset: Keras reads it once,
+    at its first import); raises if Keras was already imported with another backend."""
     os.environ.setdefault("KERAS_BACKEND", "jax")
     import keras
 
