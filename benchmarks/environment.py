@@ -106,7 +106,8 @@ def environment() -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "versions": {
-            p: _version(p) for p in ("jax", "jaxlib", "flax", "torch", "numpy", "lstm-jax")
+            p: _version(p)
+            for p in ("jax", "jaxlib", "flax", "torch", "equinox", "keras", "numpy", "lstm-jax")
         },
         "jax_backend": jax.default_backend(),
         "jax_devices": [str(d) for d in jax.devices()],

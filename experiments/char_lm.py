@@ -66,7 +66,11 @@ class Config(common.RunConfig):
     prompt: str = common.option("The ", "text the sample continues")
     sample_len: int = common.option(400, "chars generated")
     temperature: float = common.option(0.7, "sampling temperature")
-    data_dir: str | None = common.option(None, "TFDS data dir (default: cache)", type=str)
+    data_dir: str | None = common.option(
+        None,
+        common.DATA_DIR_HELP,
+        type=str,
+    )
 
 
 def parse_args(argv: Sequence[str] | None) -> Config:

@@ -28,6 +28,10 @@ from lstm_jax import training
 from lstm_jax.training import distributed
 from lstm_jax.typing import Array, PyTree
 
+# The help of every --data-dir option (the formatter appends "(default: None)" once).
+DATA_DIR_HELP = (
+    "TFDS data dir; None: $LSTM_JAX_DATA_DIR, else ~/.cache/lstm_jax/tensorflow_datasets"
+)
 CELLS = (
     "simple_rnn",
     "lstm",

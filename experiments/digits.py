@@ -70,7 +70,11 @@ def parse_args(argv: Sequence[str] | None) -> Config:
     p.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate")
     p.add_argument("--log-every", type=int, default=d.log_every, help="steps per train record")
     p.add_argument("--eval-every", type=int, default=d.eval_every, help="steps per evaluation")
-    p.add_argument("--data-dir", default=d.data_dir, help="TFDS data dir (default: cache)")
+    p.add_argument(
+        "--data-dir",
+        default=d.data_dir,
+        help="TFDS data dir; None: $LSTM_JAX_DATA_DIR, else ~/.cache/lstm_jax/tensorflow_datasets",
+    )
     a = p.parse_args(argv)
     for name in ("steps", "hidden", "batch_size", "log_every", "eval_every"):
         if getattr(a, name) < 1:

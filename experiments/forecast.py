@@ -85,7 +85,11 @@ class Config(common.RunConfig):
     window: int | None = common.option(None, "context steps read (co2 156, sunspots 44)", type=int)
     # A baseline only: it may change on a rerun.
     sarimax: bool = common.option(True, "fit statsmodels' SARIMAX on the same split as a baseline")
-    data_dir: str | None = common.option(None, "TFDS data dir (default: cache)", type=str)
+    data_dir: str | None = common.option(
+        None,
+        common.DATA_DIR_HELP,
+        type=str,
+    )
 
 
 def parse_args(argv: Sequence[str] | None) -> Config:

@@ -61,7 +61,11 @@ class Config(common.RunConfig):
     embed: int = common.option(64, "word embedding width")
     vocab: int = common.option(20000, "vocabulary size, PAD+UNK in")
     max_len: int = common.option(256, "tokens kept per review")
-    data_dir: str | None = common.option(None, "TFDS data dir (default: cache)", type=str)
+    data_dir: str | None = common.option(
+        None,
+        common.DATA_DIR_HELP,
+        type=str,
+    )
 
 
 def parse_args(argv: Sequence[str] | None) -> Config:

@@ -168,7 +168,11 @@ def parse_args(argv: Sequence[str] | None) -> Config:
     parser.add_argument(
         "--eval-tokens", type=int, default=d.eval_tokens, help="first N held-out tokens (0: all)"
     )
-    parser.add_argument("--data-dir", default=d.data_dir, help="TFDS data dir (default: cache)")
+    parser.add_argument(
+        "--data-dir",
+        default=d.data_dir,
+        help=common.DATA_DIR_HELP,
+    )
     parser.set_defaults(cell="lstm")
     args = parser.parse_args(argv)
     if args.cell != "lstm":

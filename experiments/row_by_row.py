@@ -69,7 +69,11 @@ class Config(common.RunConfig):
     eval_size: int = 10000
     eval_every: int = 500
     dataset: str = common.option("fashion_mnist", "which images", choices=DATASETS)
-    data_dir: str | None = common.option(None, "TFDS data dir (default: cache)", type=str)
+    data_dir: str | None = common.option(
+        None,
+        common.DATA_DIR_HELP,
+        type=str,
+    )
 
 
 def parse_args(argv: Sequence[str] | None) -> Config:

@@ -38,10 +38,7 @@ SKIP = re.compile(r"^<!--\s*skip-snippet\s*:\s*(?P<why>\S.*?)\s*-->$")
 # Names that a module without ``__all__`` leaves looking public but that are internal.
 NOT_PUBLIC = {"lstm_jax.impl.check_impl"}  # the sequence functions' argument check
 # Pages whose snippets other work is rewriting; strict, so the mark must go once they run.
-KNOWN_BROKEN = {
-    "docs/guide/performance.md": "its block uses cell, params, xs and net without defining them",
-    "docs/guide/distributed.md": "its multi-process blocks need a skip-snippet mark",
-}
+KNOWN_BROKEN: dict[str, str] = {}
 
 
 # ---- the public names --------------------------------------------------------------------------

@@ -57,6 +57,11 @@ LOGICAL_AXES: Mapping[str, tuple[str, ...]] = {
     "p_i": ("rnn_hidden",),
     "p_f": ("rnn_hidden",),
     "p_o": ("rnn_hidden",),
+    "w_hr": ("rnn_hidden", "rnn_proj"),  # LSTMP's projection
+    "g_ih": ("rnn_gates",),  # LayerNorm gains of the gate blocks
+    "g_hh": ("rnn_gates",),
+    "g_c": ("rnn_hidden",),
+    "b_c": ("rnn_hidden",),
 }
 
 

@@ -32,26 +32,22 @@ import numpy as np
 from lstm_jax import _checks
 from lstm_jax._stack import Stack, stack
 from lstm_jax.cells.base import Cell, check_params
-from lstm_jax.cells.gru import GRUCell as GRU
-from lstm_jax.cells.gru import GRUParams, gru
-from lstm_jax.cells.lstm import LSTMCarry, LSTMParams, lstm
-from lstm_jax.cells.lstm import LSTMCell as LSTM
-from lstm_jax.cells.lstmp import LSTMPCell as LSTMP
-from lstm_jax.cells.lstmp import LSTMPParams
-from lstm_jax.cells.simple import SimpleRNNCell as SimpleRNN
-from lstm_jax.cells.simple import SimpleRNNParams, simple_rnn
+from lstm_jax.cells.gru import GRUCell, GRUParams, gru
+from lstm_jax.cells.lstm import LSTMCarry, LSTMCell, LSTMParams, lstm
+from lstm_jax.cells.lstmp import LSTMPCell, LSTMPParams
+from lstm_jax.cells.simple import SimpleRNNCell, SimpleRNNParams, simple_rnn
 from lstm_jax.typing import Array, PyTree
 
 # torch's module class name for each cell class that has a torch counterpart.
-_TORCH_NAMES = {LSTM: "LSTM", LSTMP: "LSTM", GRU: "GRU", SimpleRNN: "RNN"}
+_TORCH_NAMES = {LSTMCell: "LSTM", LSTMPCell: "LSTM", GRUCell: "GRU", SimpleRNNCell: "RNN"}
 _PARAMS_TYPES = {
-    LSTM: LSTMParams,
-    LSTMP: LSTMPParams,
-    GRU: GRUParams,
-    SimpleRNN: SimpleRNNParams,
+    LSTMCell: LSTMParams,
+    LSTMPCell: LSTMPParams,
+    GRUCell: GRUParams,
+    SimpleRNNCell: SimpleRNNParams,
 }
 # The cells whose carry is LSTMCarry(h, c): torch's (h_0, c_0).
-_WITH_CELL_STATE = (LSTM, LSTMP)
+_WITH_CELL_STATE = (LSTMCell, LSTMPCell)
 
 
 def _import_torch() -> Any:
@@ -213,7 +209,7 @@ class TorchStyleRNN:
             named = [("initial_state (h_0)", initial_state)]
         n_states = self.stack.num_layers * self.num_directions
         # h has the projected width (output_size), c the hidden width.
-        widths = [("proj" if isinstance(self.cell, LSTMP) else "hidden", self.cell.output_size)]
+        widths = [("proj" if isinstance(self.cell, LSTMPCell) else "hidden", self.cell.output_size)]
         widths.append(("hidden", self.cell.hidden_size))
         dtype = self.cell.resolved_carry_dtype()
         states = []
@@ -315,7 +311,7 @@ def from_torch(module: Any) -> tuple[TorchStyleRNN, tuple[PyTree, ...]]:
     hidden, bias = module.hidden_size, module.bias
     dtype = jnp.dtype(_to_numpy(module.weight_ih_l0).dtype)
     if isinstance(module, nn.LSTM) and module.proj_size > 0:
-        cell = LSTMP(hidden, module.proj_size, use_bias=bias, param_dtype=dtype)
+        cell = LSTMPCell(hidden, module.proj_size, use_bias=bias, param_dtype=dtype)
     elif isinstance(module, nn.LSTM):
         cell = lstm(hidden, use_bias=bias, param_dtype=dtype)
     elif isinstance(module, nn.GRU):
@@ -335,15 +331,15 @@ def from_torch(module: Any) -> tuple[TorchStyleRNN, tuple[PyTree, ...]]:
 
         w_ih, w_hh = get("weight_ih").T, get("weight_hh").T
         b = b_hn = None
-        if bias and isinstance(cell, GRU):
+        if bias and isinstance(cell, GRUCell):
             b_ih, b_hh = get("bias_ih"), get("bias_hh")
             # b_hn stays apart: the reset gate multiplies it.
             b = np.concatenate([b_ih[: 2 * hidden] + b_hh[: 2 * hidden], b_ih[2 * hidden :]])
             b_hn = b_hh[2 * hidden :]
         elif bias:
             b = get("bias_ih") + get("bias_hh")
-        leaves = [w_ih, w_hh, b] + ([b_hn] if isinstance(cell, GRU) else [])
-        if isinstance(cell, LSTMP):
+        leaves = [w_ih, w_hh, b] + ([b_hn] if isinstance(cell, GRUCell) else [])
+        if isinstance(cell, LSTMPCell):
             leaves.append(get("weight_hr").T)
         params_type = _PARAMS_TYPES[type(cell)]
         return params_type(*(None if v is None else jnp.asarray(v) for v in leaves))
@@ -396,7 +392,7 @@ def _check_torch_expressible(model: Stack, fn: str, name: str = "model") -> None
                 f"and activation in every layer (a torch module has one of each), but layer {k} "
                 f"has {cell!r} and layer 0 {first!r}"
             )
-    if isinstance(first, GRU) and not first.reset_after:
+    if isinstance(first, GRUCell) and not first.reset_after:
         raise ValueError(
             f"{fn}: {name} must use gru(..., reset_after=True): torch's GRU applies the reset "
             f"gate after the recurrent matmul"
@@ -502,11 +498,11 @@ def to_torch_module(params: PyTree, model: Any, *, batch_first: bool | None = No
         bidirectional=stack_model.bidirectional,
         dtype=_torch_dtype(first.w_ih.dtype, fn),
     )
-    if isinstance(cell, LSTMP):
+    if isinstance(cell, LSTMPCell):
         module = torch.nn.LSTM(proj_size=cell.proj_size, **options)
-    elif isinstance(cell, LSTM):
+    elif isinstance(cell, LSTMCell):
         module = torch.nn.LSTM(**options)
-    elif isinstance(cell, GRU):
+    elif isinstance(cell, GRUCell):
         module = torch.nn.GRU(**options)
     else:
         module = torch.nn.RNN(nonlinearity=cell.activation, **options)

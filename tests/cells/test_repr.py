@@ -23,7 +23,10 @@ def test_default_lstm_repr_names_initialisers_and_dtypes():
 
 
 def _build(cls):
-    """``cls(3)``, with 2 for any other required argument (``proj_size``, ...)."""
+    """``cls(3)``, with 2 for any other required argument (``proj_size``, ...); a wrapper
+    cell wraps an LSTM."""
+    if cls is lstm_jax.RegularizedCell:
+        return lstm_jax.regularized(lstm_jax.LSTMCell(3), zoneout_h=0.1)
     required = [
         name
         for name, p in inspect.signature(cls).parameters.items()
