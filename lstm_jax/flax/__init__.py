@@ -14,6 +14,6 @@ as the second positional argument and ``rngs`` as a keyword.
 """
 
 from lstm_jax.flax import linen, nnx
-from lstm_jax.flax._layers import LOGICAL_AXES, logical_axes
+from lstm_jax.flax._layers import LOGICAL_AXES, LOGICAL_AXES_BY_RANK, logical_axes
 
-__all__ = ["LOGICAL_AXES", "linen", "logical_axes", "nnx"]
+__all__ = ["LOGICAL_AXES", "LOGICAL_AXES_BY_RANK", "linen", "logical_axes", "nnx"]

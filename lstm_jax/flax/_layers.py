@@ -28,8 +28,10 @@ Names: a cell runs one step and is called ``...Cell`` (``RNNCell``, around any c
 core's classes are the cells (``lstm_jax.LSTMCell``), and the step module wraps any of them.
 
 Sharding: every parameter leaf gets the logical axis names of its field in ``LOGICAL_AXES``
-(``w_ih: ("rnn_input", "rnn_gates")`` ...); a bidirectional pair or a stack adds no axis. A field
-with no names there (a new cell's own parameters) is left unsharded: ``(None, ...)``.
+(``w_ih: ("rnn_input", "rnn_gates")`` ...), or of its field and rank in ``LOGICAL_AXES_BY_RANK``
+where that differs between cells (sLSTM's per-head ``w_hh``); a bidirectional pair or a stack
+adds no axis. A field with no names there (a new cell's own parameters) is left unsharded:
+``(None, ...)``.
 """
 
 from __future__ import annotations
@@ -64,6 +66,12 @@ LOGICAL_AXES: Mapping[str, tuple[str, ...]] = {
     "b_c": ("rnn_hidden",),
 }
 
+# Fields whose rank differs between cells: their names for that rank. sLSTM's block-diagonal
+# recurrence ``w_hh [heads, head, 4*head]`` shards by head with no communication in the step.
+LOGICAL_AXES_BY_RANK: Mapping[tuple[str, int], tuple[str, ...]] = {
+    ("w_hh", 3): ("rnn_heads", "rnn_head", "rnn_head_gates"),
+}
+
 
 def _field_name(path: tuple[Any, ...]) -> str | None:
     """The parameter field a leaf sits in: the last named entry of its key path."""
@@ -81,7 +89,8 @@ def annotate(params: PyTree, wrap: Callable[[Array, tuple[str | None, ...]], Any
     ``(None,) * a.ndim`` for a field without names in ``LOGICAL_AXES``."""
 
     def one(path: tuple[Any, ...], leaf: Array) -> Any:
-        names = LOGICAL_AXES.get(_field_name(path) or "")
+        field = _field_name(path) or ""
+        names = LOGICAL_AXES_BY_RANK.get((field, jnp.ndim(leaf)), LOGICAL_AXES.get(field))
         if names is None or len(names) != jnp.ndim(leaf):
             names = (None,) * jnp.ndim(leaf)
         return wrap(leaf, names)

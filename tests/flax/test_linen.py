@@ -322,6 +322,13 @@ def test_parameters_carry_logical_axis_names():
     )
 
 
+def test_slstm_heads_carry_their_own_axis_names():
+    module = L.RNN(lstm_jax.SLSTMCell(4, num_heads=2))
+    specs = nn.get_partition_spec(module.init(KEY, XS))["params"]["cell"]
+    assert specs.w_hh == PartitionSpec("rnn_heads", "rnn_head", "rnn_head_gates")
+    assert specs.w_ih == PartitionSpec("rnn_input", "rnn_gates")
+
+
 def test_logical_names_shard_with_jax_sharding():
     module = L.LSTM(ref.HIDDEN)
     variables = module.init(KEY, XS)

@@ -58,6 +58,38 @@ def run(num_devices, param_specs=None):
     }
 
 
+def slstm_by_heads():
+    """sLSTM with its 4 heads' recurrent blocks on 4 devices (the logical axis ``rnn_heads``):
+    outputs and gradients against the unsharded run."""
+    from flax import linen as nn
+    from jax.sharding import Mesh, NamedSharding
+
+    from lstm_jax.flax import linen as L
+
+    module = L.RNN(lstm_jax.SLSTMCell(8, num_heads=4))
+    xs = jax.random.normal(jax.random.PRNGKey(2), (4, 5, 3))
+    variables = module.init(jax.random.PRNGKey(3), xs)
+    mesh = Mesh(np.asarray(jax.devices()[:4]), ("model",))
+    rules = (("rnn_heads", "model"),)
+    shardings = nn.logical_to_mesh_sharding(nn.get_partition_spec(variables), mesh, rules)
+    variables = nn.unbox(variables)
+    placed = jax.device_put(variables, nn.unbox(shardings))
+    loss = jax.jit(jax.value_and_grad(lambda v: jnp.sum(module.apply(v, xs) ** 2)))
+    (want, want_grad), (got, got_grad) = loss(variables), loss(placed)
+    w_hh = placed["params"]["cell"].w_hh
+    return {
+        "w_hh_spec": str(w_hh.sharding.spec),
+        "w_hh_shard_shape": list(w_hh.addressable_shards[0].data.shape),
+        "equal": bool(np.allclose(got, want, rtol=1e-5)),
+        "grads_equal": all(
+            np.allclose(a, b, rtol=1e-4, atol=1e-6)
+            for a, b in zip(
+                jax.tree_util.tree_leaves(got_grad), jax.tree_util.tree_leaves(want_grad)
+            )
+        ),
+    }
+
+
 def main():
     assert jax.device_count() == 8, jax.devices()
     rnn_specs = jax.tree_util.tree_map(lambda _: PartitionSpec(), init()["rnn"])
@@ -72,6 +104,7 @@ def main():
         "eight": run(8),
         "eight_sharded_params": run(8, specs),
         "bad_batch_error": bad_batch_error,
+        "slstm_by_heads": slstm_by_heads(),
     }
     json.dump(result, sys.stdout)
 

@@ -54,6 +54,14 @@ def test_indivisible_batch_is_rejected(eight_devices):
     assert "must divide evenly among the 8 devices" in eight_devices["bad_batch_error"]
 
 
+@pytest.mark.slow
+def test_slstm_shards_its_recurrence_by_head(eight_devices):
+    run = eight_devices["slstm_by_heads"]
+    assert run["w_hh_spec"] == str(PartitionSpec("model", None, None))
+    assert run["w_hh_shard_shape"] == [1, 2, 8]  # one head's [head, 4*head] block per device
+    assert run["equal"] and run["grads_equal"]
+
+
 def test_one_device_mesh_runs_the_same_code_path(tiny):
     mesh = training.make_mesh(1)
     plain, _ = tiny.run(3)
