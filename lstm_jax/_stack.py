@@ -4,7 +4,9 @@
 cell it has ``init``, ``initial_carry`` and a pure ``apply``. Parameters are a tuple with one
 entry per layer: the cell's parameters, or the pair ``(forward, backward)`` for a bidirectional
 layer. Dropout (as in PyTorch) is applied to the outputs of every layer but the last, only when
-``apply`` is given a ``dropout_key``. Residual connections add a layer's input to its output
+``apply`` is given a ``dropout_key``: a new mask per step, or one per sequence with
+``locked_dropout=True``; the same key draws the masks of ``regularized`` cells
+(``lstm_jax.regularizers``). Residual connections add a layer's input to its output
 wherever the two have the same width (so not on a first layer whose input width differs).
 
 ``stack(..., learn_initial_carry=True)`` learns each layer's (and direction's) initial carry:
@@ -22,7 +24,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from lstm_jax import _checks
+from lstm_jax import _checks, regularizers
 from lstm_jax._bidirectional import MERGE_MODES, bidirectional, merged_size
 from lstm_jax._scan import time_mask
 from lstm_jax._unroll import unroll as unroll_fn
@@ -65,6 +67,7 @@ class Stack:
     residual: bool = False
     merge: str = "concat"
     learn_initial_carry: bool = False
+    locked_dropout: bool = False
 
     @property
     def num_layers(self) -> int:
@@ -105,8 +108,15 @@ class Stack:
             carries.append((c, cell.initial_carry(batch_shape)) if self.bidirectional else c)
         return tuple(carries)
 
+    @property
+    def key_rate(self) -> float:
+        """The largest drop rate of the stack (between layers, or of a ``regularized`` cell):
+        whether training needs a ``dropout_key``."""
+        return max([self.dropout] + [regularizers.key_rate(c) for c in self.cells])
+
     def _check_apply(self, params, initial_carry, dropout_key, time_major) -> list | None:
-        """Checks ``apply``'s per-layer arguments; returns the dropout keys (None: no dropout)."""
+        """Checks ``apply``'s per-layer arguments; returns the between-layer dropout keys
+        (None: no dropout)."""
         fn = "stack.apply"
         if self.learn_initial_carry:
             check_learned(fn, params, "this stack")
@@ -161,7 +171,8 @@ class Stack:
             there (the semantics of ``unroll``).
           initial_carry: one entry per layer, as ``initial_carry()`` returns; when None, zeros,
             or the learned carries broadcast over the batch with ``learn_initial_carry``.
-          dropout_key: a PRNG key; dropout between layers is applied only when it is given.
+          dropout_key: a PRNG key; dropout between layers, and the masks of ``regularized``
+            cells (``lstm_jax.regularizers``), are drawn only when it is given.
           time_major, impl: as for ``unroll``.
 
         Returns:
@@ -169,16 +180,19 @@ class Stack:
           layer's outputs ``[*batch, time, output_size]``.
         """
         drop_keys = self._check_apply(params, initial_carry, dropout_key, time_major)
+        _checks.check_sequence("stack.apply", xs, time_major)
+        batch_shape = tuple(xs.shape[1:-1] if time_major else xs.shape[:-2])
+        given = initial_carry is not None
         if self.learn_initial_carry:
             params, learned = params
-            if initial_carry is None:
-                _checks.check_sequence("stack.apply", xs, time_major)
-                batch_shape = tuple(xs.shape[1:-1] if time_major else xs.shape[:-2])
+            if not given:
                 initial_carry = broadcast_carry(learned, batch_shape)
         carries = []
         h = xs
         for layer, (cell, p) in enumerate(zip(self.cells, params, strict=True)):
             c0 = None if initial_carry is None else initial_carry[layer]
+            if not given:
+                c0 = self._start_carry(layer, cell, batch_shape, dropout_key, c0)
             options = dict(
                 seq_lengths=seq_lengths,
                 resets=resets,
@@ -196,10 +210,30 @@ class Stack:
                 skip = h if layer > 0 else _zero_past_lengths(h, seq_lengths, time_major)
                 out = out + skip.astype(out.dtype)
             if drop_keys is not None and layer < self.num_layers - 1:
-                out = _dropout(drop_keys[layer], self.dropout, out)
+                if self.locked_dropout:
+                    out = regularizers.locked_dropout(
+                        drop_keys[layer], self.dropout, out, time_major=time_major
+                    )
+                else:
+                    out = _dropout(drop_keys[layer], self.dropout, out)
             carries.append(carry)
             h = out
         return tuple(carries), h
+
+    def _start_carry(self, layer, cell, batch_shape, dropout_key, carry):
+        """A layer's starting carry where the caller gave none: a ``regularized`` cell's masks
+        come from ``dropout_key`` folded with the layer (and split per direction)."""
+        if regularizers.key_rate(cell) == 0.0:
+            return carry
+        key = None if dropout_key is None else jax.random.fold_in(dropout_key, layer)
+        if not self.bidirectional:
+            return regularizers.start_carry(cell, batch_shape, key, carry)
+        keys = (None, None) if key is None else tuple(jax.random.split(key))
+        pair = (None, None) if carry is None else carry
+        return tuple(
+            regularizers.start_carry(cell, batch_shape, k, c)
+            for k, c in zip(keys, pair, strict=True)
+        )
 
 
 def _zero_past_lengths(xs: Array, seq_lengths: Array | None, time_major: bool) -> Array:
@@ -229,6 +263,7 @@ def stack(
     residual: bool = False,
     merge: str = "concat",
     learn_initial_carry: bool = False,
+    locked_dropout: bool = False,
 ) -> Stack:
     """Describes a stack of ``num_layers`` recurrent layers.
 
@@ -238,6 +273,9 @@ def stack(
       bidirectional: every layer runs both ways and merges with ``merge``.
       dropout: the drop rate applied to every layer's output but the last (needs a
         ``dropout_key`` in ``apply``), in ``[0, 1)``.
+      locked_dropout: that dropout uses one mask per sequence, the same at every step
+        (variational dropout, Gal & Ghahramani 2016; ``lstm_jax.regularizers.locked_dropout``),
+        instead of a new mask at every step.
       residual: add each layer's input to its output where their widths agree.
       merge: a merge mode of ``bidirectional`` (a string; callables cannot size the next layer).
       learn_initial_carry: learn every layer's (and direction's) initial carry as parameters
@@ -259,8 +297,11 @@ def stack(
     _checks.check_bool(fn, "bidirectional", bidirectional)
     _checks.check_bool(fn, "residual", residual)
     _checks.check_bool(fn, "learn_initial_carry", learn_initial_carry)
+    _checks.check_bool(fn, "locked_dropout", locked_dropout)
     if not isinstance(dropout, int | float) or not 0.0 <= dropout < 1.0:
         raise ValueError(f"{fn}: dropout must be a rate in [0, 1), got {dropout!r}")
     if merge not in MERGE_MODES:
         raise ValueError(f"{fn}: merge must be one of {sorted(MERGE_MODES)}, got {merge!r}")
-    return Stack(cells, bidirectional, float(dropout), residual, merge, learn_initial_carry)
+    return Stack(
+        cells, bidirectional, float(dropout), residual, merge, learn_initial_carry, locked_dropout
+    )

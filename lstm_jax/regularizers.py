@@ -11,6 +11,10 @@
   comes from ``regularized_carry(cell, batch_shape, key)``; with ``key=None`` (evaluation) the
   state mask is all ones and zoneout takes its expectation, ``p * old + (1 - p) * new``.
 
+``stack(...).apply(dropout_key=...)`` and the Flax layers start ``regularized`` cells from
+``start_carry`` (masks from their key; the evaluation carry without one), and
+``stack(..., locked_dropout=True)`` makes the dropout between layers locked.
+
 Kept units are scaled by ``1 / (1 - rate)``, so every dropout's expectation is the plain
 value. Every piece is a plain function of arrays, so it works with ``unroll``,
 ``bidirectional``, ``stack`` and every ``impl``, with ``seq_lengths`` and ``resets`` (a reset
@@ -248,3 +252,29 @@ def regularized_carry(
         raw = jax.random.key_data(raw)
     keys = _from_key(raw).reshape(carry.key.shape)
     return carry._replace(h_mask=h_mask, key=keys, training=jnp.ones_like(carry.training))
+
+
+def key_rate(cell: Cell) -> float:
+    """The largest rate of ``cell``'s regularisers (0 for a cell that is not ``regularized``):
+    whether a training run of it needs a key."""
+    if not isinstance(cell, RegularizedCell):
+        return 0.0
+    return max(cell.state_dropout, cell.zoneout_h, cell.zoneout_c)
+
+
+def start_carry(
+    cell: Cell,
+    batch_shape: tuple[int, ...],
+    key: Array | None = None,
+    initial_carry: PyTree | None = None,
+) -> PyTree | None:
+    """The carry a run of ``cell`` starts from where the caller gave none (what ``stack`` and
+    the Flax layers use): for a ``regularized`` cell, ``regularized_carry(cell, batch_shape,
+    key, inner)`` with ``inner`` the inner cell's part of ``initial_carry`` (a learned carry;
+    zeros when None), so the masks are drawn from ``key`` and never learned; any other cell's
+    ``initial_carry`` is returned unchanged."""
+    if not isinstance(cell, RegularizedCell):
+        return initial_carry
+    if isinstance(initial_carry, RegularizedCarry):
+        initial_carry = initial_carry.inner
+    return regularized_carry(cell, batch_shape, key, initial_carry)

@@ -153,6 +153,70 @@ def test_works_in_a_stack():
     ref.assert_trees_equal(evaluation.apply(params, XS)[1], plain.apply(params, XS)[1])
 
 
+def test_a_stack_draws_the_masks_of_regularized_cells_from_its_dropout_key():
+    """With no initial_carry, ``apply(dropout_key=k)`` starts layer ``l`` from
+    ``regularized_carry(cell, batch, fold_in(k, l))`` (bidirectional: split per direction), and
+    without a key from the evaluation carry."""
+    cell = R.regularized(ref.make_cell("lstm"), state_dropout=0.4, zoneout_h=0.3)
+    key = jax.random.key(21)
+    net = lstm_jax.stack(cell, 2)
+    params = net.init(jax.random.key(0), IN)
+    c0 = tuple(R.regularized_carry(cell, (B,), jax.random.fold_in(key, i)) for i in range(2))
+    want = net.apply(params, XS, initial_carry=c0, seq_lengths=LENGTHS)
+    got = net.apply(params, XS, dropout_key=key, seq_lengths=LENGTHS)
+    ref.assert_trees_equal(got, want)
+    evaluation = net.apply(params, XS, initial_carry=net.initial_carry((B,)), seq_lengths=LENGTHS)
+    ref.assert_trees_equal(net.apply(params, XS, seq_lengths=LENGTHS), evaluation)
+    assert not np.allclose(got[1], evaluation[1])
+
+    bi = lstm_jax.stack(cell, 1, bidirectional=True)
+    params = bi.init(jax.random.key(1), IN)
+    k_f, k_b = jax.random.split(jax.random.fold_in(key, 0))
+    c0 = ((R.regularized_carry(cell, (B,), k_f), R.regularized_carry(cell, (B,), k_b)),)
+    want = bi.apply(params, XS, initial_carry=c0, seq_lengths=LENGTHS)
+    ref.assert_trees_equal(bi.apply(params, XS, dropout_key=key, seq_lengths=LENGTHS), want)
+
+
+def test_learned_carries_of_regularized_cells_never_learn_the_masks():
+    cell = R.regularized(ref.make_cell("gru_reset_after"), state_dropout=0.5)
+    net = lstm_jax.stack(cell, 1, learn_initial_carry=True)
+    params = net.init(jax.random.key(0), IN)
+    learned = params.initial_carry[0]
+    # A learned inner carry is used; the mask fields of the parameter are not.
+    inner = jnp.full_like(learned.inner, 0.25)
+    nudged = params._replace(
+        initial_carry=(learned._replace(inner=inner, h_mask=learned.h_mask * 0.0),)
+    )
+    plain = lstm_jax.stack(cell.inner, 1)
+    want = plain.apply(params.params, XS, initial_carry=(jnp.broadcast_to(inner, (B, H)),))
+    ref.assert_trees_close(net.apply(nudged, XS)[1], want[1])
+
+    def loss(p):
+        return jnp.sum(net.apply(p, XS, dropout_key=jax.random.key(3))[1] ** 2)
+
+    grads = jax.grad(loss)(params).initial_carry[0]
+    assert np.all(np.asarray(grads.h_mask) == 0.0) and np.any(np.asarray(grads.inner) != 0.0)
+
+
+def test_locked_dropout_between_layers_is_one_mask_per_sequence():
+    cell = ref.make_cell("lstm")
+    key = jax.random.key(5)
+    net = lstm_jax.stack(cell, 2, dropout=0.5, locked_dropout=True)
+    params = net.init(jax.random.key(0), IN)
+    _, hidden = lstm_jax.unroll(cell, params[0], XS, seq_lengths=LENGTHS)
+    (k_drop,) = jax.random.split(key, 1)
+    dropped = R.locked_dropout(k_drop, 0.5, hidden)
+    _, want = lstm_jax.unroll(cell, params[1], dropped, seq_lengths=LENGTHS)
+    got = net.apply(params, XS, dropout_key=key, seq_lengths=LENGTHS)[1]
+    ref.assert_trees_close(got, want)
+    # the per-step form differs, and neither runs without a key
+    per_step = lstm_jax.stack(cell, 2, dropout=0.5)
+    assert not np.allclose(per_step.apply(params, XS, dropout_key=key)[1], got)
+    ref.assert_trees_equal(net.apply(params, XS)[1], per_step.apply(params, XS)[1])
+    with pytest.raises(TypeError, match=r"stack: locked_dropout must be a bool"):
+        lstm_jax.stack(cell, 2, dropout=0.5, locked_dropout=1)
+
+
 def test_bad_rates_and_arguments_are_named():
     cell = ref.make_cell("lstm")
     with pytest.raises(ValueError, match=r"regularized: zoneout_h must be a rate in \[0, 1\)"):

@@ -45,7 +45,7 @@ import jax
 import jax.numpy as jnp
 
 import lstm_jax
-from lstm_jax import _checks
+from lstm_jax import _checks, regularizers
 from lstm_jax._stack import WithInitialCarry, broadcast_carry
 from lstm_jax.cells.base import Cell, check_cell
 from lstm_jax.impl import Impl
@@ -225,13 +225,35 @@ class SequenceLayer(Layer):
     return_carry: bool = False
     time_major: bool = False
     impl: str | Impl = "auto"
+    deterministic: bool | None = None
     doc_args: ClassVar[tuple[str, ...]] = (
         "return_carry: return ``(final_carry, ys)`` instead of ``ys``.",
         "time_major: ``xs: [time, *batch, input]`` instead of ``[*batch, time, input]``.",
         'impl: how the recurrence runs (``lstm_jax.impl``): ``"auto"``, ``"scan"``,\n'
         '``"split"``, ``"chunked"`` or an instance such as ``lstm_jax.Chunked(every=100)``;\n'
         "the numbers never depend on it.",
+        "deterministic: True disables dropout (between a stack's layers, and the masks and\n"
+        "zoneout of ``lstm_jax.regularizers.regularized`` cells), False applies it (linen:\n"
+        'needs a ``"dropout"`` rng); must be known, here or per call, when there is dropout.\n'
+        "NNX's ``model.train()`` / ``model.eval()`` set it.",
     )
+
+    def _training_key(self, fn: str, deterministic: bool | None, override: Any) -> Any:
+        """The key of this call's dropout, or None (evaluation, or nothing to drop)."""
+        rate = self.dropout_rate
+        if rate == 0:
+            return None
+        det = self.deterministic if deterministic is None else deterministic
+        if det is None:
+            raise ValueError(
+                f"{fn}: dropout={rate} needs to know whether this is training: "
+                f"{self.training_hint}, got neither"
+            )
+        _checks.check_bool(fn, "deterministic", det)
+        return None if det else self._dropout_key(fn, rate, override)
+
+    def _batch_shape(self, xs: Array) -> tuple[int, ...]:
+        return tuple(xs.shape[1:-1] if self.time_major else xs.shape[:-2])
 
     def _sequence_params(self, xs: Array) -> tuple[str, PyTree]:
         fn = type(self).__name__
@@ -247,8 +269,7 @@ class SequenceLayer(Layer):
             return params, initial_carry
         params, learned = params
         if initial_carry is None:
-            batch_shape = tuple(xs.shape[1:-1] if self.time_major else xs.shape[:-2])
-            initial_carry = broadcast_carry(learned, batch_shape)
+            initial_carry = broadcast_carry(learned, self._batch_shape(xs))
         return params, initial_carry
 
     def _result(self, fn: str, carry: PyTree, ys: Array, return_carry: bool | None) -> Any:
@@ -278,6 +299,10 @@ class RNN(SequenceLayer, CellLayer):
         super().check(fn)
         _checks.check_bool(fn, "learn_initial_carry", self.learn_initial_carry)
 
+    @property
+    def dropout_rate(self) -> float:
+        return regularizers.key_rate(self.cell)
+
     def init_params(self, key: Array, input_size: int) -> PyTree:
         params = self.cell.init(key, input_size)
         if self.learn_initial_carry:
@@ -291,6 +316,8 @@ class RNN(SequenceLayer, CellLayer):
         seq_lengths: Array | None = None,
         resets: Array | None = None,
         initial_carry: PyTree | None = None,
+        deterministic: bool | None = None,
+        dropout_key: Any = None,
         return_carry: bool | None = None,
         reverse: bool | None = None,
     ) -> Any:
@@ -302,13 +329,24 @@ class RNN(SequenceLayer, CellLayer):
           resets: booleans ``[*batch, time]``, True at the first step of each packed sequence
             (several back to back in a row): the carry goes back to ``initial_carry`` there.
           initial_carry: leaves ``[*batch, hidden]``; zeros (or the learned carry) when None.
+            A ``regularized`` cell then starts from ``regularizers.start_carry``: its masks
+            drawn from the dropout key when training.
+          deterministic: overrides the attribute for this call.
+          dropout_key: a PRNG key for this call's dropout, in place of the framework's stream
+            (used only by a ``regularized`` cell).
           return_carry, reverse: override the attributes for this call.
 
         Returns:
           ``ys: [*batch, time, hidden]``, or ``(final_carry, ys)`` with ``return_carry``.
         """
         fn, params = self._sequence_params(xs)
+        given = initial_carry is not None
         params, initial_carry = self._learned(params, xs, initial_carry)
+        if not given:
+            key = self._training_key(fn, deterministic, dropout_key)
+            initial_carry = regularizers.start_carry(
+                self.cell, self._batch_shape(xs), key, initial_carry
+            )
         carry, ys = lstm_jax.unroll(
             self.cell,
             params,
@@ -357,6 +395,10 @@ class Bidirectional(SequenceLayer):
             check_core_cell(fn, self.backward_cell, "backward_cell")
         _checks.check_bool(fn, "learn_initial_carry", self.learn_initial_carry)
 
+    @property
+    def dropout_rate(self) -> float:
+        return max(regularizers.key_rate(c) for c in self.core)
+
     def init_params(self, key: Array, input_size: int) -> PyTree:
         k_f, k_b = jax.random.split(key)
         forward, backward = self.core
@@ -372,6 +414,8 @@ class Bidirectional(SequenceLayer):
         seq_lengths: Array | None = None,
         resets: Array | None = None,
         initial_carry: tuple[PyTree, PyTree] | None = None,
+        deterministic: bool | None = None,
+        dropout_key: Any = None,
         return_carry: bool | None = None,
     ) -> Any:
         """Runs both directions over ``xs: [*batch, time, input]``.
@@ -382,7 +426,10 @@ class Bidirectional(SequenceLayer):
           resets: booleans ``[*batch, time]``, True at the first step of each packed sequence;
             the backward direction reads each sequence from its own end back to its start.
           initial_carry: a pair ``(forward, backward)``; zeros (or the learned carries) when
-            None.
+            None, from ``regularizers.start_carry`` for a ``regularized`` cell.
+          deterministic: overrides the attribute for this call.
+          dropout_key: a PRNG key for this call's dropout, in place of the framework's stream
+            (used only by ``regularized`` cells; split between the directions).
           return_carry: overrides the attribute for this call.
 
         Returns:
@@ -390,7 +437,18 @@ class Bidirectional(SequenceLayer):
           ``((carry_f, carry_b), ys)`` with ``return_carry``.
         """
         fn, params = self._sequence_params(xs)
+        given = initial_carry is not None
         params, initial_carry = self._learned(params, xs, initial_carry)
+        if not given:
+            key = self._training_key(fn, deterministic, dropout_key)
+            keys = (None, None) if key is None else tuple(jax.random.split(key))
+            pair = (None, None) if initial_carry is None else initial_carry
+            initial_carry = tuple(
+                regularizers.start_carry(cell, self._batch_shape(xs), k, c)
+                for cell, k, c in zip(self.core, keys, pair, strict=True)
+            )
+            if initial_carry == (None, None):
+                initial_carry = None
         carry, ys = lstm_jax.bidirectional(
             self.cell,
             params,
@@ -410,17 +468,11 @@ class Bidirectional(SequenceLayer):
 class StackLayer(SequenceLayer):
     """What ``StackedRNN``, ``LSTM`` and ``GRU`` share: the call, and dropout between layers."""
 
-    deterministic: bool | None = None
     param_name: ClassVar[str] = "layers"
-    doc_args: ClassVar[tuple[str, ...]] = (
-        "deterministic: True disables dropout between the layers, False applies it (linen:\n"
-        'needs a ``"dropout"`` rng); must be known, here or per call, when there is dropout.\n'
-        "NNX's ``model.train()`` / ``model.eval()`` set it.",
-    )
 
     @property
     def dropout_rate(self) -> float:
-        return self.core.dropout
+        return self.core.key_rate
 
     def __call__(
         self,
@@ -458,24 +510,11 @@ class StackLayer(SequenceLayer):
             seq_lengths=seq_lengths,
             resets=resets,
             initial_carry=initial_carry,
-            dropout_key=self._stack_dropout_key(fn, deterministic, dropout_key),
+            dropout_key=self._training_key(fn, deterministic, dropout_key),
             time_major=self.time_major,
             impl=self.impl,
         )
         return self._result(fn, carry, ys, return_carry)
-
-    def _stack_dropout_key(self, fn: str, deterministic: bool | None, override: Any) -> Any:
-        rate = self.dropout_rate
-        if rate == 0:
-            return None
-        det = self.deterministic if deterministic is None else deterministic
-        if det is None:
-            raise ValueError(
-                f"{fn}: dropout={rate} needs to know whether this is training: "
-                f"{self.training_hint}, got neither"
-            )
-        _checks.check_bool(fn, "deterministic", det)
-        return None if det else self._dropout_key(fn, rate, override)
 
 
 @dataclasses.dataclass(eq=False, repr=False)
@@ -509,6 +548,7 @@ class CellStack(StackLayer):
     num_layers: int = 1
     bidirectional: bool = False
     dropout: float = 0.0
+    locked_dropout: bool = False
     residual: bool = False
     merge: str = "concat"
     learn_initial_carry: bool = False
@@ -518,8 +558,8 @@ class CellStack(StackLayer):
     carry_dtype: DType | None = None
     cell_type: ClassVar[type[Cell]]
     doc_args: ClassVar[tuple[str, ...]] = (
-        "num_layers, bidirectional, dropout, residual, merge, learn_initial_carry: as for\n"
-        "``lstm_jax.stack``.",
+        "num_layers, bidirectional, dropout, locked_dropout, residual, merge,\n"
+        "learn_initial_carry: as for ``lstm_jax.stack``.",
         "use_bias, dtype, param_dtype, carry_dtype: the cell's options.",
     )
 
@@ -539,6 +579,7 @@ class CellStack(StackLayer):
             self.num_layers,
             bidirectional=self.bidirectional,
             dropout=self.dropout,
+            locked_dropout=self.locked_dropout,
             residual=self.residual,
             merge=self.merge,
             learn_initial_carry=self.learn_initial_carry,

@@ -227,6 +227,51 @@ def test_dropout_is_applied_only_in_training():
     ref.assert_trees_equal(eval_ys, module.clone(deterministic=True).apply(variables, XS))
 
 
+def test_regularized_cells_take_their_masks_from_the_dropout_rng():
+    cell = lstm_jax.regularizers.regularized(
+        lstm_jax.LSTMCell(ref.HIDDEN), state_dropout=0.5, zoneout_c=0.2
+    )
+    rnn = L.RNN(cell)
+    variables = rnn.init(KEY, XS, deterministic=True)
+    params = L.core_params(variables)
+    key = jax.random.key(9)
+    c0 = lstm_jax.regularizers.regularized_carry(cell, (ref.BATCH,), key)
+    want = lstm_jax.unroll(cell, params, XS, initial_carry=c0, seq_lengths=LENGTHS)[1]
+    got = rnn.apply(variables, XS, seq_lengths=LENGTHS, deterministic=False, dropout_key=key)
+    ref.assert_trees_equal(got, want)
+    by_rng = rnn.apply(
+        variables, XS, seq_lengths=LENGTHS, deterministic=False, rngs={"dropout": key}
+    )
+    evaluation = rnn.apply(variables, XS, seq_lengths=LENGTHS, deterministic=True)
+    assert by_rng.shape == want.shape and not np.allclose(by_rng, evaluation)
+    ref.assert_trees_equal(evaluation, lstm_jax.unroll(cell, params, XS, seq_lengths=LENGTHS)[1])
+    with pytest.raises(ValueError, match=r"RNN: dropout=0.5 needs to know .*deterministic"):
+        rnn.apply(variables, XS)
+    with pytest.raises(ValueError, match=r"RNN: dropout=0.5 in training mode .*'dropout'"):
+        rnn.apply(variables, XS, deterministic=False)
+
+    bi = L.Bidirectional(cell, deterministic=False)
+    variables = bi.init({"params": KEY, "dropout": key}, XS)
+    k_f, k_b = jax.random.split(key)
+    pair = tuple(lstm_jax.regularizers.regularized_carry(cell, (ref.BATCH,), k) for k in (k_f, k_b))
+    want = lstm_jax.bidirectional(cell, L.core_params(variables), XS, initial_carry=pair)[1]
+    ref.assert_trees_equal(bi.apply(variables, XS, dropout_key=key), want)
+    # in a stack layer, the stack's own rule (lstm_jax.stack's apply with the key)
+    stacked = L.StackedRNN(lstm_jax.stack(cell, 2), deterministic=False)
+    variables = stacked.init({"params": KEY, "dropout": key}, XS)
+    want = stacked.stack.apply(L.core_params(variables), XS, dropout_key=key)[1]
+    ref.assert_trees_equal(stacked.apply(variables, XS, dropout_key=key), want)
+
+
+def test_locked_dropout_is_an_option_of_the_lstm_layer():
+    module = L.LSTM(ref.HIDDEN, num_layers=2, dropout=0.5, locked_dropout=True)
+    assert module.core.locked_dropout
+    variables = module.init(KEY, XS, deterministic=True)
+    key = jax.random.key(4)
+    want = module.core.apply(L.core_params(variables), XS, dropout_key=key)[1]
+    ref.assert_trees_equal(module.apply(variables, XS, deterministic=False, dropout_key=key), want)
+
+
 def test_wrong_input_rank_is_named():
     with pytest.raises(ValueError, match=r"RNN: xs must have shape \[\*batch, time, input\]"):
         L.RNN(lstm_jax.LSTMCell(ref.HIDDEN)).init(KEY, jnp.ones((ref.INPUT,)))

@@ -180,6 +180,23 @@ def test_dropout_without_a_stream_needs_a_dropout_key():
     assert ys.shape == (ref.BATCH, ref.TIME, ref.HIDDEN)
 
 
+def test_regularized_cells_follow_train_and_eval():
+    cell = lstm_jax.regularizers.regularized(lstm_jax.GRUCell(ref.HIDDEN), zoneout_h=0.3)
+    module = N.RNN(cell, ref.INPUT, rngs=nnx.Rngs(0, dropout=1))
+    with pytest.raises(ValueError, match=r"RNN: dropout=0.3 needs to know .*model.train"):
+        module(XS)
+    module.eval()
+    params = module.core_params()
+    ref.assert_trees_equal(module(XS), lstm_jax.unroll(cell, params, XS)[1])
+    module.train()
+    first, second = module(XS), module(XS)
+    assert not np.allclose(first, second)  # the kept stream advances
+    key = jax.random.key(6)
+    c0 = lstm_jax.regularizers.regularized_carry(cell, (ref.BATCH,), key)
+    want = lstm_jax.unroll(cell, params, XS, initial_carry=c0, seq_lengths=LENGTHS)[1]
+    ref.assert_trees_equal(module(XS, seq_lengths=LENGTHS, dropout_key=key), want)
+
+
 def test_wrong_input_is_named():
     module = N.RNN(lstm_jax.LSTMCell(ref.HIDDEN), ref.INPUT, rngs=nnx.Rngs(0))
     with pytest.raises(ValueError, match=r"RNN: xs must have shape \[\*batch, time, input\]"):

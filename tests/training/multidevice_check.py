@@ -62,7 +62,7 @@ def slstm_by_heads():
     """sLSTM with its 4 heads' recurrent blocks on 4 devices (the logical axis ``rnn_heads``):
     outputs and gradients against the unsharded run."""
     from flax import linen as nn
-    from jax.sharding import Mesh, NamedSharding
+    from jax.sharding import Mesh
 
     from lstm_jax.flax import linen as L
 
@@ -84,7 +84,9 @@ def slstm_by_heads():
         "grads_equal": all(
             np.allclose(a, b, rtol=1e-4, atol=1e-6)
             for a, b in zip(
-                jax.tree_util.tree_leaves(got_grad), jax.tree_util.tree_leaves(want_grad)
+                jax.tree_util.tree_leaves(got_grad),
+                jax.tree_util.tree_leaves(want_grad),
+                strict=True,
             )
         ),
     }
