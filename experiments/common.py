@@ -211,11 +211,17 @@ def parser_for(cls: type, description: str) -> argparse.ArgumentParser:
     return p
 
 
-def base_parser(description: str, **defaults: Any) -> argparse.ArgumentParser:
-    """The options of ``RunConfig``; ``defaults`` overrides their default values (for scripts
-    that add their own options to a parser rather than extend ``RunConfig``)."""
+def base_parser(
+    description: str, helps: dict[str, str] | None = None, **defaults: Any
+) -> argparse.ArgumentParser:
+    """The options of ``RunConfig``; ``defaults`` overrides their default values and ``helps``
+    their help texts, by field name (for scripts that add their own options to a parser rather
+    than extend ``RunConfig``, and may mean something else by one, like ``lr`` for SGD)."""
     p = parser_for(RunConfig, description)
     p.set_defaults(**defaults)
+    for action in p._actions:  # argparse has no public way to edit an option's help
+        if helps and action.dest in helps:
+            action.help = helps[action.dest]
     return p
 
 

@@ -133,6 +133,7 @@ def parse_args(argv: Sequence[str] | None) -> Config:
     d = dataclasses.replace(Config(), preset=preset, **PRESETS[preset])
     parser = common.base_parser(
         __doc__.split("\n\n")[0],
+        helps={"lr": "SGD learning rate of the first epochs (see --anneal)"},
         out=d.out, steps=d.steps, hidden=d.hidden, batch_size=d.batch_size, lr=d.lr,
         clip_norm=d.clip_norm, eval_size=d.eval_size, eval_every=d.eval_every,
         log_every=d.log_every,
