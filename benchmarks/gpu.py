@@ -1,7 +1,7 @@
 """GPU benchmark of issue 12, in one shot: ours (scan, split, pallas, cudnn) against torch
 cuDNN, Flax ``nn.RNN``, Equinox and ``jax.experimental.rnn``.
 
-    PYTHONPATH=. python -m benchmarks.gpu [--out DIR] [--budget-s 330] [--quick]
+    PYTHONPATH=. python -m benchmarks.gpu [--out DIR] [--budget-s 300] [--quick]
 
 Needs only jax, and whichever of torch, flax, equinox are importable (the GPU image has jax
 0.11.2, torch 2.11, flax, optax, equinox; nothing is installed). Every contender fails soft: an
@@ -11,7 +11,9 @@ recorded as skipped. Per row the contenders are timed round-robin (``timing.time
 and the table gives median milliseconds, each peer's ratio peer / ours-pallas (above 1: ours
 faster), the compile time and XLA's peak memory estimate (arguments + outputs + temporaries of
 the compiled program; torch: ``max_memory_allocated``). A last row trains T = 100,000 at B=8,
-H=512 with ``impl=Chunked()`` and records its compiled memory. Results go to ``$OUT`` (or
+H=512 with ``impl=Chunked()`` and records its compiled memory; then, if the budget allows,
+``benchmarks.min_rnn_scan`` compares minGRU/minLSTM's parallel scan with their sequential
+form and with our LSTM (batch 8, hidden 256, T = 512 .. 16,384). Results go to ``$OUT`` (or
 ``--out``, else ``benchmarks/results``) as ``<date>-gpu.json`` and ``.md``.
 
 ``--quick`` is the CPU smoke test: one tiny row (Pallas in interpret mode, GPU-only contenders
@@ -35,7 +37,7 @@ import jax
 import jax.numpy as jnp
 
 import lstm_jax
-from benchmarks import timing
+from benchmarks import min_rnn_scan, timing
 
 
 @dataclasses.dataclass(frozen=True)
@@ -310,13 +312,35 @@ def markdown(results: dict[str, Any]) -> str:
         lines += ["", f"Skipped for the time budget: {len(results['skipped'])} rows."]
     lines += ["", "Long sequence (impl=Chunked(), training): "
               + json.dumps(results["long_sequence"])]  # fmt: skip
+    min_rnn = results.get("min_rnn", {})
+    if "rows" in min_rnn:
+        lines += ["", min_rnn_scan.markdown(min_rnn).replace("# ", "## ", 1)]
+    elif min_rnn:
+        lines += ["", f"minGRU / minLSTM scan: {min_rnn}"]
     return "\n".join(lines) + "\n"
+
+
+def min_rnn(quick: bool, seconds_left: float) -> dict[str, Any]:
+    """``benchmarks.min_rnn_scan`` at GPU sizes (a tiny one with ``quick``), if time allows."""
+    if seconds_left < 60 and not quick:
+        return {"skipped": f"{seconds_left:.0f} s of the budget left"}
+    cfg = (
+        min_rnn_scan.Config(times=(8,), batch=2, input=4, hidden=4, min_reps=1, max_reps=1,
+                            target_s=0.0)
+        if quick
+        else min_rnn_scan.Config(times=(512, 2048, 16384), input=256, hidden=256, max_reps=10,
+                                 target_s=0.2)
+    )  # fmt: skip
+    try:
+        return min_rnn_scan.run(cfg)
+    except Exception as e:
+        return {"error": _error(e)}
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=None)
-    parser.add_argument("--budget-s", type=float, default=330.0)
+    parser.add_argument("--budget-s", type=float, default=300.0)
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args(argv)
     out = args.out or Path(os.environ.get("OUT") or "benchmarks/results")
@@ -346,6 +370,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(Row(**results["rows"][-1]["row"]).label, f"{time.perf_counter() - start:.0f}s",
               flush=True)  # fmt: skip
     results["long_sequence"] = long_sequence(args.quick)
+    results["min_rnn"] = min_rnn(args.quick, args.budget_s + 90 - (time.perf_counter() - start))
     results["wall_s"] = time.perf_counter() - start
     stem = f"{results['date']}-{jax.default_backend()}{'-quick' if args.quick else ''}"
     (out / f"{stem}.json").write_text(json.dumps(results, indent=1, default=str))

@@ -182,4 +182,11 @@ def test_gpu_benchmark_quick_runs_on_cpu_and_fails_soft(tmp_path):
         assert "needs a GPU" in entries["cudnn"]["error"]
         assert "error" in entries["torch cuDNN"]
     assert {p.suffix for p in tmp_path.iterdir()} == {".json", ".md"}
-    assert "| lstm B2 T5 H4 float32 train |" in next(tmp_path.glob("*.md")).read_text()
+    report = next(tmp_path.glob("*.md")).read_text()
+    assert "| lstm B2 T5 H4 float32 train |" in report
+    # the minGRU/minLSTM section ran its tiny row in both modes
+    assert [(r["time"], r["mode"]) for r in results["min_rnn"]["rows"]] == [
+        (8, "forward"),
+        (8, "train"),
+    ]
+    assert "## minGRU / minLSTM: parallel scan" in report
