@@ -95,6 +95,7 @@ def model_config(model: Model, fn: str = "model_config") -> dict[str, Any]:
             "residual": model.residual,
             "merge": model.merge,
             "learn_initial_carry": model.learn_initial_carry,
+            "locked_dropout": model.locked_dropout,
         }
     if _is_cell_pair(model):
         return {
@@ -125,6 +126,7 @@ def model_from_config(config: dict[str, Any]) -> Model:
             residual=config["residual"],
             merge=config["merge"],
             learn_initial_carry=config.get("learn_initial_carry", False),
+            locked_dropout=config.get("locked_dropout", False),
         )
     raise ValueError(f"model_from_config: unknown model kind {kind!r}")
 

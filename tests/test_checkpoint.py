@@ -136,3 +136,22 @@ def test_stack_with_learned_initial_carry_round_trips(tmp_path):
     assert net2 == net
     assert isinstance(restored, lstm_jax.WithInitialCarry)
     ref.assert_trees_equal(restored, params)
+
+
+def test_every_stack_option_round_trips():
+    # Every field of Stack set away from its default: a new option that model_config forgets
+    # would restore a different network silently.
+    defaults = lstm_jax.stack(lstm_jax.lstm(4), 2)
+    net = lstm_jax.stack(
+        [lstm_jax.lstm(4), lstm_jax.gru(4)],
+        2,
+        bidirectional=True,
+        dropout=0.25,
+        residual=True,
+        merge="sum",
+        learn_initial_carry=True,
+        locked_dropout=True,
+    )
+    for field in dataclasses.fields(lstm_jax.Stack):
+        assert getattr(net, field.name) != getattr(defaults, field.name), field.name
+    assert checkpoint.model_from_config(checkpoint.model_config(net)) == net
