@@ -145,7 +145,18 @@ class Stack:
         _checks.check_key(fn, "dropout_key", dropout_key)
         if self.dropout == 0:
             return None
-        return list(jax.random.split(dropout_key, max(self.num_layers - 1, 1)))
+        return list(jax.random.split(dropout_key, self._num_between_keys))
+
+    @property
+    def _num_between_keys(self) -> int:
+        return max(self.num_layers - 1, 1)
+
+    def cell_key(self, dropout_key: Array, layer: int) -> Array:
+        """The key of layer ``layer``'s ``regularized`` cell: ``fold_in(dropout_key, n + layer)``
+        with ``n`` the number of between-layer keys ``split(dropout_key, n)``. JAX's
+        (partitionable) threefry makes ``split(k, n)[i]`` equal ``fold_in(k, i)``, so folding
+        past ``n`` keeps the cells' keys apart from the between-layer masks'."""
+        return jax.random.fold_in(dropout_key, self._num_between_keys + layer)
 
     def apply(
         self,
@@ -170,7 +181,11 @@ class Stack:
             the first step of each packed sequence: every layer goes back to its initial carry
             there (the semantics of ``unroll``).
           initial_carry: one entry per layer, as ``initial_carry()`` returns; when None, zeros,
-            or the learned carries broadcast over the batch with ``learn_initial_carry``.
+            or the learned carries broadcast over the batch with ``learn_initial_carry``, and a
+            ``regularized`` cell's training carry (``regularizers.start_carry``, its masks from
+            ``cell_key(dropout_key, layer)``). A carry given here is used as it is: its masks
+            are not redrawn, so ``initial_carry=net.initial_carry(b)`` means no state dropout
+            or zoneout.
           dropout_key: a PRNG key; dropout between layers, and the masks of ``regularized``
             cells (``lstm_jax.regularizers``), are drawn only when it is given.
           time_major, impl: as for ``unroll``.
@@ -222,10 +237,11 @@ class Stack:
 
     def _start_carry(self, layer, cell, batch_shape, dropout_key, carry):
         """A layer's starting carry where the caller gave none: a ``regularized`` cell's masks
-        come from ``dropout_key`` folded with the layer (and split per direction)."""
-        if regularizers.key_rate(cell) == 0.0:
+        come from ``cell_key(dropout_key, layer)`` (split per direction); a learned carry gives
+        only its inner part."""
+        if not isinstance(cell, regularizers.RegularizedCell):
             return carry
-        key = None if dropout_key is None else jax.random.fold_in(dropout_key, layer)
+        key = None if dropout_key is None else self.cell_key(dropout_key, layer)
         if not self.bidirectional:
             return regularizers.start_carry(cell, batch_shape, key, carry)
         keys = (None, None) if key is None else tuple(jax.random.split(key))

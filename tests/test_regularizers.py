@@ -155,13 +155,13 @@ def test_works_in_a_stack():
 
 def test_a_stack_draws_the_masks_of_regularized_cells_from_its_dropout_key():
     """With no initial_carry, ``apply(dropout_key=k)`` starts layer ``l`` from
-    ``regularized_carry(cell, batch, fold_in(k, l))`` (bidirectional: split per direction), and
-    without a key from the evaluation carry."""
+    ``regularized_carry(cell, batch, net.cell_key(k, l))`` (bidirectional: split per
+    direction), and without a key from the evaluation carry."""
     cell = R.regularized(ref.make_cell("lstm"), state_dropout=0.4, zoneout_h=0.3)
     key = jax.random.key(21)
     net = lstm_jax.stack(cell, 2)
     params = net.init(jax.random.key(0), IN)
-    c0 = tuple(R.regularized_carry(cell, (B,), jax.random.fold_in(key, i)) for i in range(2))
+    c0 = tuple(R.regularized_carry(cell, (B,), net.cell_key(key, i)) for i in range(2))
     want = net.apply(params, XS, initial_carry=c0, seq_lengths=LENGTHS)
     got = net.apply(params, XS, dropout_key=key, seq_lengths=LENGTHS)
     ref.assert_trees_equal(got, want)
@@ -171,10 +171,34 @@ def test_a_stack_draws_the_masks_of_regularized_cells_from_its_dropout_key():
 
     bi = lstm_jax.stack(cell, 1, bidirectional=True)
     params = bi.init(jax.random.key(1), IN)
-    k_f, k_b = jax.random.split(jax.random.fold_in(key, 0))
+    k_f, k_b = jax.random.split(bi.cell_key(key, 0))
     c0 = ((R.regularized_carry(cell, (B,), k_f), R.regularized_carry(cell, (B,), k_b)),)
     want = bi.apply(params, XS, initial_carry=c0, seq_lengths=LENGTHS)
     ref.assert_trees_equal(bi.apply(params, XS, dropout_key=key, seq_lengths=LENGTHS), want)
+
+
+def test_cell_keys_never_repeat_the_between_layer_keys():
+    # split(k, n)[i] is fold_in(k, i) under JAX's partitionable threefry: the cells' keys must
+    # not reuse a between-layer mask's key.
+    key = jax.random.key(8)
+    for layers in (1, 2, 3):
+        cell = R.regularized(ref.make_cell("lstm"), state_dropout=0.2)
+        net = lstm_jax.stack(cell, layers, dropout=0.5)
+        between = list(jax.random.split(key, max(layers - 1, 1)))
+        cells = [net.cell_key(key, i) for i in range(layers)]
+        data = {tuple(np.asarray(jax.random.key_data(k)).tolist()) for k in between + cells}
+        assert len(data) == len(between) + layers
+    # and the stack is the composition of those pieces
+    net = lstm_jax.stack(cell, 2, dropout=0.5)
+    params = net.init(jax.random.key(0), IN)
+    (k_between,) = jax.random.split(key, 1)
+    c0 = [R.regularized_carry(cell, (B,), net.cell_key(key, i)) for i in range(2)]
+    _, h = lstm_jax.unroll(cell, params[0], XS, initial_carry=c0[0], seq_lengths=LENGTHS)
+    keep = jax.random.bernoulli(k_between, 0.5, h.shape)
+    h = jnp.where(keep, h / 0.5, 0.0)
+    _, want = lstm_jax.unroll(cell, params[1], h, initial_carry=c0[1], seq_lengths=LENGTHS)
+    got = net.apply(params, XS, dropout_key=key, seq_lengths=LENGTHS)[1]
+    ref.assert_trees_close(got, want)
 
 
 def test_learned_carries_of_regularized_cells_never_learn_the_masks():
@@ -196,6 +220,11 @@ def test_learned_carries_of_regularized_cells_never_learn_the_masks():
 
     grads = jax.grad(loss)(params).initial_carry[0]
     assert np.all(np.asarray(grads.h_mask) == 0.0) and np.any(np.asarray(grads.inner) != 0.0)
+    # also for a regularized cell with every rate 0, in training and evaluation
+    off = lstm_jax.stack(R.regularized(cell.inner), 1, learn_initial_carry=True)
+    for key in (None, jax.random.key(4)):
+        ys = off.apply(nudged, XS, dropout_key=key)[1]
+        ref.assert_trees_close(ys, want[1])
 
 
 def test_locked_dropout_between_layers_is_one_mask_per_sequence():

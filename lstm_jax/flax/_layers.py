@@ -68,6 +68,9 @@ LOGICAL_AXES: Mapping[str, tuple[str, ...]] = {
 
 # Fields whose rank differs between cells: their names for that rank. sLSTM's block-diagonal
 # recurrence ``w_hh [heads, head, 4*head]`` shards by head with no communication in the step.
+# Both tables name a cell's own parameters: a pytree that stacks them along a new leading axis
+# (an ensemble) is not described by them, and a 2-D ``w_hh`` stacked that way would be taken
+# for sLSTM's.
 LOGICAL_AXES_BY_RANK: Mapping[tuple[str, int], tuple[str, ...]] = {
     ("w_hh", 3): ("rnn_heads", "rnn_head", "rnn_head_gates"),
 }
@@ -141,7 +144,8 @@ class Layer:
 
     * ``_params(fn, input_size) -> params``: the layer's core parameters, created from
       ``init_params`` at the first call (linen) or held since construction (NNX);
-    * ``_dropout_key(fn, rate, override) -> key``: the key of a training call's dropout;
+    * ``_dropout_key(fn, what, override) -> key``: the key of a training call's dropout
+      (``what`` names the rate that needs it, for the error message);
     * ``training_hint``: how to tell the layer whether it is training.
     """
 
@@ -243,14 +247,24 @@ class SequenceLayer(Layer):
         rate = self.dropout_rate
         if rate == 0:
             return None
+        # what needs the key: the stack's dropout, or else a regularized cell's largest rate
+        what = (
+            f"dropout={rate}"
+            if getattr(self.core, "dropout", None) == rate
+            else f"a regularized cell's rate {rate}"
+        )
         det = self.deterministic if deterministic is None else deterministic
         if det is None:
             raise ValueError(
-                f"{fn}: dropout={rate} needs to know whether this is training: "
+                f"{fn}: {what} needs to know whether this is training: "
                 f"{self.training_hint}, got neither"
             )
         _checks.check_bool(fn, "deterministic", det)
-        return None if det else self._dropout_key(fn, rate, override)
+        if det:
+            return None
+        key = self._dropout_key(fn, what, override)
+        _checks.check_key(fn, "dropout_key", key)
+        return key
 
     def _batch_shape(self, xs: Array) -> tuple[int, ...]:
         return tuple(xs.shape[1:-1] if self.time_major else xs.shape[:-2])
@@ -447,7 +461,7 @@ class Bidirectional(SequenceLayer):
                 regularizers.start_carry(cell, self._batch_shape(xs), k, c)
                 for cell, k, c in zip(self.core, keys, pair, strict=True)
             )
-            if initial_carry == (None, None):
+            if all(c is None for c in initial_carry):
                 initial_carry = None
         carry, ys = lstm_jax.bidirectional(
             self.cell,

@@ -111,12 +111,12 @@ class _Module(nn.Module):
     def _params(self, fn: str, input_size: int) -> PyTree:
         return self.param(self.param_name, lambda key, n: box(self.init_params(key, n)), input_size)
 
-    def _dropout_key(self, fn: str, rate: float, override: Any) -> Array:
+    def _dropout_key(self, fn: str, what: str, override: Any) -> Array:
         if override is not None:
             return override
         if not self.has_rng("dropout"):
             raise ValueError(
-                f"{fn}: dropout={rate} in training mode (deterministic=False) needs a 'dropout' "
+                f"{fn}: {what} in training mode (deterministic=False) needs a 'dropout' "
                 f"PRNG stream: apply(..., rngs={{'dropout': key}}), got none"
             )
         return self.make_rng("dropout")

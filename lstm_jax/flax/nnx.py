@@ -140,7 +140,7 @@ class _Module(nnx.Module):
             )
         return self.core_params()
 
-    def _dropout_key(self, fn: str, rate: float, override: Any) -> Array:
+    def _dropout_key(self, fn: str, what: str, override: Any) -> Array:
         source = self.dropout_stream if override is None else override
         if isinstance(source, nnx.Rngs):
             try:
@@ -152,7 +152,7 @@ class _Module(nnx.Module):
         if isinstance(source, jax.Array):
             return source
         raise ValueError(
-            f"{fn}: dropout={rate} in training mode (deterministic=False) needs a 'dropout' "
+            f"{fn}: {what} in training mode (deterministic=False) needs a 'dropout' "
             f"PRNG stream: build the module with rngs=nnx.Rngs(params=..., dropout=...) or pass "
             f"dropout_key= to the call, got {'none' if source is None else type(source).__name__}"
         )

@@ -245,10 +245,12 @@ def test_regularized_cells_take_their_masks_from_the_dropout_rng():
     evaluation = rnn.apply(variables, XS, seq_lengths=LENGTHS, deterministic=True)
     assert by_rng.shape == want.shape and not np.allclose(by_rng, evaluation)
     ref.assert_trees_equal(evaluation, lstm_jax.unroll(cell, params, XS, seq_lengths=LENGTHS)[1])
-    with pytest.raises(ValueError, match=r"RNN: dropout=0.5 needs to know .*deterministic"):
+    with pytest.raises(ValueError, match=r"RNN: a regularized cell's rate 0.5 needs to know .*"):
         rnn.apply(variables, XS)
-    with pytest.raises(ValueError, match=r"RNN: dropout=0.5 in training mode .*'dropout'"):
+    with pytest.raises(ValueError, match=r"RNN: a regularized cell's rate 0.5 in training mode"):
         rnn.apply(variables, XS, deterministic=False)
+    with pytest.raises(TypeError, match=r"RNN: dropout_key must be a PRNG key"):
+        rnn.apply(variables, XS, deterministic=False, dropout_key=7)
 
     bi = L.Bidirectional(cell, deterministic=False)
     variables = bi.init({"params": KEY, "dropout": key}, XS)
@@ -256,6 +258,8 @@ def test_regularized_cells_take_their_masks_from_the_dropout_rng():
     pair = tuple(lstm_jax.regularizers.regularized_carry(cell, (ref.BATCH,), k) for k in (k_f, k_b))
     want = lstm_jax.bidirectional(cell, L.core_params(variables), XS, initial_carry=pair)[1]
     ref.assert_trees_equal(bi.apply(variables, XS, dropout_key=key), want)
+    with pytest.raises(TypeError, match=r"Bidirectional: dropout_key must be a PRNG key"):
+        bi.apply(variables, XS, dropout_key=jnp.zeros(3))
     # in a stack layer, the stack's own rule (lstm_jax.stack's apply with the key)
     stacked = L.StackedRNN(lstm_jax.stack(cell, 2), deterministic=False)
     variables = stacked.init({"params": KEY, "dropout": key}, XS)

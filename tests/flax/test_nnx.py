@@ -183,7 +183,9 @@ def test_dropout_without_a_stream_needs_a_dropout_key():
 def test_regularized_cells_follow_train_and_eval():
     cell = lstm_jax.regularizers.regularized(lstm_jax.GRUCell(ref.HIDDEN), zoneout_h=0.3)
     module = N.RNN(cell, ref.INPUT, rngs=nnx.Rngs(0, dropout=1))
-    with pytest.raises(ValueError, match=r"RNN: dropout=0.3 needs to know .*model.train"):
+    with pytest.raises(
+        ValueError, match=r"RNN: a regularized cell's rate 0.3 needs to know .*model.train"
+    ):
         module(XS)
     module.eval()
     params = module.core_params()
