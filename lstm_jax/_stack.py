@@ -156,6 +156,14 @@ class Stack:
         with ``n`` the number of between-layer keys ``split(dropout_key, n)``. JAX's
         (partitionable) threefry makes ``split(k, n)[i]`` equal ``fold_in(k, i)``, so folding
         past ``n`` keeps the cells' keys apart from the between-layer masks'."""
+        fn = "stack.cell_key"
+        _checks.check_key(fn, "dropout_key", dropout_key)
+        if (
+            isinstance(layer, bool)
+            or not isinstance(layer, int)
+            or not 0 <= layer < self.num_layers
+        ):
+            raise ValueError(f"{fn}: layer must be an int in [0, {self.num_layers}), got {layer!r}")
         return jax.random.fold_in(dropout_key, self._num_between_keys + layer)
 
     def apply(

@@ -257,6 +257,7 @@ def regularized_carry(
 def key_rate(cell: Cell) -> float:
     """The largest rate of ``cell``'s regularisers (0 for a cell that is not ``regularized``):
     whether a training run of it needs a key."""
+    check_cell("key_rate", cell)
     if not isinstance(cell, RegularizedCell):
         return 0.0
     return max(cell.state_dropout, cell.zoneout_h, cell.zoneout_c)
@@ -273,6 +274,11 @@ def start_carry(
     key, inner)`` with ``inner`` the inner cell's part of ``initial_carry`` (a learned carry;
     zeros when None), so the masks are drawn from ``key`` and never learned; any other cell's
     ``initial_carry`` is returned unchanged."""
+    fn = "start_carry"
+    check_cell(fn, cell)
+    check_batch_shape(fn, batch_shape)
+    if key is not None:
+        _checks.check_key(fn, "key", key)
     if not isinstance(cell, RegularizedCell):
         return initial_carry
     if isinstance(initial_carry, RegularizedCarry):

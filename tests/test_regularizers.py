@@ -258,5 +258,11 @@ def test_bad_rates_and_arguments_are_named():
         R.locked_dropout(jax.random.key(0), 1.5, XS)
     with pytest.raises(TypeError, match=r"drop_weights: params must have an array field 'w_hh'"):
         R.drop_weights(jax.random.key(0), 0.1, {"w": XS})
+    with pytest.raises(TypeError, match=r"key_rate: cell must be"):
+        R.key_rate("lstm")
+    with pytest.raises(TypeError, match=r"start_carry: key must be a PRNG key"):
+        R.start_carry(R.regularized(cell), (B,), key=3)
+    with pytest.raises(ValueError, match=r"stack.cell_key: layer must be an int in \[0, 2\)"):
+        lstm_jax.stack(cell, 2).cell_key(jax.random.key(0), 2)
     with pytest.raises(TypeError, match=r"regularized_carry: cell must be"):
         R.regularized_carry(cell, (B,), jax.random.key(0))
